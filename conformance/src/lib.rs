@@ -1,1 +1,34 @@
+//! Declarative end-to-end scenarios for the FNMS → ServiceNow export.
+//!
+//! A scenario (`fixtures/scenarios/*.toml`, see [`Scenario`]) names an FNMS data set, the
+//! instance set-up, the exporter's options and the expected exit code, log lines and table
+//! contents. [`run_scenario`] executes one against a [`TargetSpec`]: the embedded
+//! `snow-emulator` (fresh, in-process, port 0) or any instance URL. [`demo`] is the README's
+//! main job.
+//!
+//! This crate is the only place where the exporter and the emulator meet in code; they meet
+//! over HTTP even here.
 
+pub mod demo;
+mod exporter_run;
+mod instance;
+pub mod report;
+mod runner;
+mod scenario;
+mod target;
+
+pub use exporter_run::{ExporterKind, ExporterOutcome, run_exporter};
+pub use instance::{Count, Record, TableApi, refresh_token};
+pub use runner::{Outcome, RunOptions, default_fixtures_dir, run_scenario};
+pub use scenario::{Scenario, ScenarioError, discover};
+pub use target::{Credentials, Instance, TargetSpec};
+
+/// Exit codes of the `conformance` binary.
+pub mod exit_codes {
+    /// Every scenario passed (or the demo's export succeeded).
+    pub const SUCCESS: i32 = 0;
+    /// At least one scenario failed (or the demo's export failed).
+    pub const FAILED: i32 = 1;
+    /// Bad command line, unreadable scenario, or the harness itself could not start.
+    pub const USAGE: i32 = 2;
+}
