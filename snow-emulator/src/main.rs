@@ -1,1 +1,134 @@
-fn main() {}
+//! `snow-emulator`: command line over the library (see `docs/emulator.md`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use snow_emulator::Config;
+
+/// A faithful local ServiceNow instance for the Flexera Integration app.
+///
+/// Serves OAuth, the Table API, the app's integration endpoint and /_emulator test controls
+/// from one SQLite database. See docs/emulator.md.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    long_about,
+    after_help = "Credentials default to documented values that are accepted on a loopback address only;\n\
+                  set all four SNOW_* credentials to listen elsewhere.\n\n\
+                  Exit status: 0 after a clean shutdown (Ctrl-C / SIGTERM), 1 on a runtime failure,\n\
+                  2 on a usage error (including default credentials on a non-loopback address).\n\n\
+                  Logging: RUST_LOG (default: info)."
+)]
+struct Cli {
+    /// Address to listen on (IP:PORT).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "SNOW_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: SocketAddr,
+    /// SQLite database file, or :memory:.
+    #[arg(long, value_name = "PATH", env = "SNOW_DB", default_value = "snow-emulator.sqlite", value_hint = clap::ValueHint::FilePath)]
+    db: String,
+    /// Catalog directory replacing the built-in one (tables/, transform_maps/, import_types.toml).
+    #[arg(long, value_name = "DIR", env = "SNOW_CATALOG", value_hint = clap::ValueHint::DirPath)]
+    catalog: Option<PathBuf>,
+    /// Base URL used in links (default: from each request's Host header).
+    #[arg(long, value_name = "URL", env = "SNOW_PUBLIC_URL", value_hint = clap::ValueHint::Url)]
+    public_url: Option<String>,
+    /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key", value_hint = clap::ValueHint::FilePath)]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert", value_hint = clap::ValueHint::FilePath)]
+    tls_key: Option<PathBuf>,
+    /// Password of the admin user.
+    #[arg(long, env = "SNOW_ADMIN_PASSWORD", default_value = snow_emulator::DEFAULT_ADMIN_PASSWORD, hide_env_values = true, hide_default_value = true)]
+    admin_password: String,
+    /// Password of the fnms.integration user.
+    #[arg(long, env = "SNOW_INTEGRATION_PASSWORD", default_value = snow_emulator::DEFAULT_INTEGRATION_PASSWORD, hide_env_values = true, hide_default_value = true)]
+    integration_password: String,
+    /// OAuth client id.
+    #[arg(long, env = "SNOW_OAUTH_CLIENT_ID", default_value = snow_emulator::DEFAULT_OAUTH_CLIENT_ID)]
+    oauth_client_id: String,
+    /// OAuth client secret.
+    #[arg(long, env = "SNOW_OAUTH_CLIENT_SECRET", default_value = snow_emulator::DEFAULT_OAUTH_CLIENT_SECRET, hide_env_values = true, hide_default_value = true)]
+    oauth_client_secret: String,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config {
+        db: cli.db,
+        admin_password: cli.admin_password,
+        integration_password: cli.integration_password,
+        oauth_client_id: cli.oauth_client_id,
+        oauth_client_secret: cli.oauth_client_secret,
+        catalog_dir: cli.catalog,
+        public_url: cli.public_url,
+    };
+    let defaults = config.default_credentials();
+    if !cli.listen.ip().is_loopback() && !defaults.is_empty() {
+        eprintln!(
+            "error: refusing to listen on {} with default credentials ({}); set them or listen on a loopback address",
+            cli.listen,
+            defaults.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: failed to start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match (&cli.tls_cert, &cli.tls_key) {
+            (Some(cert), Some(key)) => {
+                let listener = std::net::TcpListener::bind(cli.listen)?;
+                snow_emulator::serve_tls(listener, config, cert, key, shutdown_signal()).await
+            }
+            _ => {
+                let listener = tokio::net::TcpListener::bind(cli.listen).await?;
+                snow_emulator::serve(listener, config, shutdown_signal()).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The TOML shapes as written by an administrator (see `catalog/tables/platform.toml` and
+//! `catalog/transform_maps/inventory.toml` for the documented format).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesFile {
+    #[serde(default)]
+    pub table: Vec<TableDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDef {
+    pub name: String,
+    pub label: Option<String>,
+    pub extends: Option<String>,
+    pub storage: Option<String>,
+    pub display: Option<String>,
+    pub number_prefix: Option<String>,
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDef {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub label: Option<String>,
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub choices: Vec<ChoiceDef>,
+    pub default: Option<String>,
+    #[serde(default)]
+    pub index: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChoiceDef {
+    pub value: String,
+    pub label: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapsFile {
+    #[serde(default)]
+    pub map: Vec<MapDef>,
+}
+
+fn default_order() -> i64 {
+    100
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapDef {
+    pub name: String,
+    pub source_table: String,
+    pub target_table: String,
+    #[serde(default = "default_order")]
+    pub order: i64,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default)]
+    pub copy_empty_fields: bool,
+    pub insert_property: Option<String>,
+    pub update_property: Option<String>,
+    #[serde(default)]
+    pub condition: Vec<ConditionDef>,
+    #[serde(default)]
+    pub field: Vec<FieldDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDef {
+    pub source: Option<String>,
+    pub target: String,
+    #[serde(default)]
+    pub coalesce: bool,
+    #[serde(default)]
+    pub coalesce_case_sensitive: bool,
+    pub converter: Option<String>,
+    pub equals: Option<String>,
+    pub reference_field: Option<String>,
+    pub choice_action: Option<String>,
+    pub default: Option<String>,
+    #[serde(default)]
+    pub rule: Vec<RuleDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    pub value: String,
+    #[serde(default)]
+    pub when: Vec<ConditionDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionDef {
+    pub field: String,
+    pub equals: Option<String>,
+    pub not_equals: Option<String>,
+    #[serde(rename = "in")]
+    pub in_list: Option<Vec<String>>,
+    pub contains_any: Option<Vec<String>>,
+    pub contains_all: Option<Vec<String>>,
+    pub is_empty: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportTypesFile {
+    #[serde(default)]
+    pub import_type: Vec<ImportTypeDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportTypeDef {
+    pub transaction_type: String,
+    pub import_type: String,
+    pub root: String,
+    pub record: String,
+    pub staging_table: String,
+    pub transaction_column: String,
+    #[serde(default)]
+    pub requires_sam: bool,
+}

@@ -1,0 +1,231 @@
+//! The resolved catalog: inheritance flattened, storage decided, maps validated.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Column types (ServiceNow's internal type names where they exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    String,
+    Integer,
+    Boolean,
+    Reference,
+    Choice,
+    DateTime,
+    Date,
+    Xml,
+    /// Stored hashed; never returned by the Table API.
+    Password,
+}
+
+impl ColumnType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "string" => Self::String,
+            "integer" => Self::Integer,
+            "boolean" => Self::Boolean,
+            "reference" => Self::Reference,
+            "choice" => Self::Choice,
+            "glide_date_time" => Self::DateTime,
+            "glide_date" => Self::Date,
+            "xml" | "long_text" => Self::Xml,
+            "password" => Self::Password,
+            _ => return None,
+        })
+    }
+
+    /// Integers and booleans are SQLite integers; everything else is case-insensitive text.
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Self::Integer | Self::Boolean)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub label: String,
+    pub kind: ColumnType,
+    /// Referenced table, for `Reference` columns.
+    pub reference: Option<String>,
+    pub choices: Vec<Choice>,
+    pub default: Option<String>,
+    pub index: bool,
+    /// A case-sensitive coalesce uses this column: it gets a BINARY index as well.
+    pub index_binary: bool,
+}
+
+impl Column {
+    pub fn choice_label(&self, value: &str) -> Option<&str> {
+        self.choices
+            .iter()
+            .find(|c| c.value == value)
+            .map(|c| c.label.as_str())
+    }
+}
+
+/// The system columns every record has.
+pub const SYS_COLUMNS: [&str; 7] = [
+    "sys_id",
+    "sys_class_name",
+    "sys_created_on",
+    "sys_created_by",
+    "sys_updated_on",
+    "sys_updated_by",
+    "sys_mod_count",
+];
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub label: String,
+    pub parent: Option<String>,
+    /// The SQLite table holding this class's rows.
+    pub physical: String,
+    /// Classes whose rows this table returns: itself and its descendants stored in the same
+    /// physical table.
+    pub classes: Vec<String>,
+    /// True when `classes` covers every row of `physical` (no class filter needed).
+    pub covers_physical: bool,
+    pub display: String,
+    pub number_prefix: Option<String>,
+    /// System, inherited and own columns.
+    pub columns: Vec<Column>,
+    pub(crate) index: HashMap<String, usize>,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.index.get(name).map(|&i| &self.columns[i])
+    }
+}
+
+/// One SQLite table: the union of the columns of the classes stored in it.
+#[derive(Debug, Clone)]
+pub struct PhysicalTable {
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub has_subclasses: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportType {
+    pub transaction_type: String,
+    pub import_type: String,
+    pub root: String,
+    pub record: String,
+    pub staging_table: String,
+    pub transaction_column: String,
+    pub requires_sam: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum CondOp {
+    Equals(String),
+    NotEquals(String),
+    In(Vec<String>),
+    ContainsAny(Vec<String>),
+    ContainsAll(Vec<String>),
+    IsEmpty(bool),
+}
+
+/// A condition on one source (staging) field. Text comparisons ignore case.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub field: String,
+    pub op: CondOp,
+}
+
+impl Condition {
+    pub fn holds(&self, value: Option<&str>) -> bool {
+        let v = value.unwrap_or("").trim().to_lowercase();
+        match &self.op {
+            CondOp::Equals(x) => v == x.to_lowercase(),
+            CondOp::NotEquals(x) => v != x.to_lowercase(),
+            CondOp::In(xs) => xs.iter().any(|x| v == x.to_lowercase()),
+            CondOp::ContainsAny(xs) => xs.iter().any(|x| v.contains(&x.to_lowercase())),
+            CondOp::ContainsAll(xs) => xs.iter().all(|x| v.contains(&x.to_lowercase())),
+            CondOp::IsEmpty(want) => v.is_empty() == *want,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Converter {
+    None,
+    BytesToMb,
+    BytesToGb,
+    BooleanEquals(String),
+    Reference { field: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChoiceAction {
+    Create,
+    Ignore,
+    Reject,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub value: String,
+    pub when: Vec<Condition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldMap {
+    pub source: Option<String>,
+    pub target: String,
+    pub coalesce: bool,
+    pub case_sensitive: bool,
+    pub converter: Converter,
+    pub choice_action: ChoiceAction,
+    pub default: Option<String>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransformMap {
+    pub name: String,
+    pub source_table: String,
+    pub target_table: String,
+    pub order: i64,
+    pub active: bool,
+    pub copy_empty_fields: bool,
+    pub insert_property: Option<String>,
+    pub update_property: Option<String>,
+    pub condition: Vec<Condition>,
+    pub fields: Vec<FieldMap>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub tables: BTreeMap<String, Table>,
+    pub physical: Vec<PhysicalTable>,
+    pub import_types: Vec<ImportType>,
+    /// All maps, sorted by (source table, order, name).
+    pub maps: Vec<TransformMap>,
+}
+
+impl Catalog {
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    pub fn import_type(&self, transaction_type: &str) -> Option<&ImportType> {
+        self.import_types
+            .iter()
+            .find(|t| t.transaction_type == transaction_type)
+    }
+
+    /// Active maps on one staging table, in run order.
+    pub fn maps_for(&self, source_table: &str) -> impl Iterator<Item = &TransformMap> {
+        self.maps
+            .iter()
+            .filter(move |m| m.active && m.source_table == source_table)
+    }
+}

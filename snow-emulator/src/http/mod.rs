@@ -1,0 +1,185 @@
+//! The HTTP surface: routing, authentication and what all handlers share. Handlers are thin:
+//! they read the request, call the store (on the blocking pool) and shape the response;
+//! every failure is an [`ApiError`].
+//!
+//! - `oauth`: `/oauth_token.do`
+//! - `integration`: the Flexera endpoint (`fnmstosn`, `fnmp.do`)
+//! - `table_api`: `/api/now/[v1|v2/]table/…`
+//! - `emulator`: `/_emulator/…` controls (health, catalog, reset, worker; room for faults,
+//!   clock, web UI)
+
+mod emulator;
+mod integration;
+mod oauth;
+mod table_api;
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+use base64::Engine as _;
+
+use crate::Config;
+use crate::auth::{self, Principal};
+use crate::error::ApiError;
+use crate::store::Store;
+use crate::worker::WorkerControl;
+
+/// glide.rest.max_content_length's default (servicenow.md A5).
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub config: Config,
+    pub worker: Arc<WorkerControl>,
+    pub scheme: &'static str,
+    pub local_addr: SocketAddr,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// Base URL for links: the configured public URL, else what the client called.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.config.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+            .map_or_else(|| self.local_addr.to_string(), str::to_owned);
+        format!("{}://{host}", self.scheme)
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    use table_api as t;
+    Router::new()
+        .route("/oauth_token.do", post(oauth::token))
+        .route(
+            "/api/x_fls_flexera_fnms/integration/fnmstosn",
+            post(integration::fnmstosn),
+        )
+        .route("/fnmp.do", post(integration::fnmstosn))
+        .route("/api/now/table/{table}", get(t::list).post(t::create))
+        .route(
+            "/api/now/table/{table}/{sys_id}",
+            get(t::get_one)
+                .put(t::update)
+                .patch(t::update)
+                .delete(t::delete),
+        )
+        .route(
+            "/api/now/{version}/table/{table}",
+            get(t::list).post(t::create),
+        )
+        .route(
+            "/api/now/{version}/table/{table}/{sys_id}",
+            get(t::get_one)
+                .put(t::update)
+                .patch(t::update)
+                .delete(t::delete),
+        )
+        .route("/_emulator/health", get(emulator::health))
+        .route("/_emulator/reset", post(emulator::reset))
+        .route("/_emulator/catalog", get(emulator::catalog))
+        .route(
+            "/_emulator/worker",
+            get(emulator::worker).post(emulator::set_worker),
+        )
+        .fallback(|| async { ApiError::no_resource() })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Reads a request body up to [`MAX_BODY`].
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large())
+}
+
+/// The authenticated caller: Basic (sys_user) or Bearer (an OAuth access token).
+pub struct AuthUser(pub Principal);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .ok_or(ApiError::Unauthenticated)?;
+        let (scheme, credentials) = value
+            .trim()
+            .split_once(' ')
+            .ok_or(ApiError::Unauthenticated)?;
+        let credentials = credentials.trim().to_owned();
+        let principal = match scheme.to_ascii_lowercase().as_str() {
+            "bearer" => {
+                state
+                    .store
+                    .call(move |conn, catalog| auth::bearer(conn, catalog, &credentials))
+                    .await??
+            }
+            "basic" => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(credentials)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or(ApiError::Unauthenticated)?;
+                let (user, password) = decoded
+                    .split_once(':')
+                    .map(|(u, p)| (u.to_owned(), p.to_owned()))
+                    .ok_or(ApiError::Unauthenticated)?;
+                state
+                    .store
+                    .call(move |conn, catalog| auth::basic(conn, catalog, &user, &password))
+                    .await??
+            }
+            _ => None,
+        };
+        principal.map(AuthUser).ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// An authenticated administrator (the `/_emulator` controls that change state).
+pub struct AdminUser(pub Principal);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthUser(p) = AuthUser::from_request_parts(parts, state).await?;
+        if p.admin {
+            Ok(Self(p))
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! The Table API subset (servicenow.md A1): list with encoded queries and paging headers,
+//! read, insert, update and delete one record, for every catalog table. Values are strings;
+//! references are `{link, value}`; password columns are never shown nor queryable.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use rusqlite::Connection;
+use serde_json::{Map, Value, json};
+
+use super::{AppState, AuthUser, read_body};
+use crate::auth;
+use crate::catalog::{Catalog, ColumnType, Table};
+use crate::error::ApiError;
+use crate::store::{self, Fields, Op, StoreError};
+
+const DEFAULT_LIMIT: i64 = 10_000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DisplayMode {
+    Value,
+    Display,
+    All,
+}
+
+/// How records are rendered.
+struct Format {
+    mode: DisplayMode,
+    exclude_link: bool,
+    base: String,
+    fields: Option<Vec<String>>,
+}
+
+type Params = Vec<(String, String)>;
+
+fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn path_params(
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+) -> Result<(Version, String, Option<String>), ApiError> {
+    let Path(map) = path.map_err(|_| ApiError::no_resource())?;
+    let version = match map.get("version").map(String::as_str) {
+        None | Some("v2") => Version::V2,
+        Some("v1") => Version::V1,
+        Some(_) => return Err(ApiError::no_resource()),
+    };
+    let table = map.get("table").cloned().unwrap_or_default();
+    Ok((version, table, map.get("sys_id").cloned()))
+}
+
+fn query_params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
+    query.map(|Query(q)| q).map_err(|_| {
+        ApiError::bad_request(
+            "Invalid query parameters",
+            "The query string could not be read",
+        )
+    })
+}
+
+fn lookup<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c Table, ApiError> {
+    catalog.table(name).ok_or_else(|| ApiError::BadRequest {
+        message: format!("Invalid table {name}"),
+        detail: None,
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound {
+        message: "No Record found".into(),
+        detail: Some("Record doesn't exist or ACL restricts the record retrieval".into()),
+    }
+}
+
+fn format_of(params: &Params, base: String) -> Format {
+    let mode = match param(params, "sysparm_display_value")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("true") => DisplayMode::Display,
+        Some("all") => DisplayMode::All,
+        _ => DisplayMode::Value,
+    };
+    let fields = param(params, "sysparm_fields")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect());
+    Format {
+        mode,
+        exclude_link: param(params, "sysparm_exclude_reference_link") == Some("true"),
+        base,
+        fields,
+    }
+}
+
+fn render(
+    conn: &Connection,
+    catalog: &Catalog,
+    table: &Table,
+    record: &Fields,
+    fmt: &Format,
+) -> Result<Value, StoreError> {
+    let mut out = Map::new();
+    for col in &table.columns {
+        if col.kind == ColumnType::Password {
+            continue;
+        }
+        if fmt.fields.as_ref().is_some_and(|f| !f.contains(&col.name)) {
+            continue;
+        }
+        let value = record.get(&col.name).cloned().unwrap_or_default();
+        let rendered = match (col.kind, fmt.mode) {
+            (ColumnType::Reference, mode) if !value.is_empty() => {
+                let target = col.reference.as_deref().unwrap_or_default();
+                let link = format!("{}/api/now/table/{target}/{value}", fmt.base);
+                let display = || store::display_value(conn, catalog, target, &value);
+                let mut obj = Map::new();
+                match mode {
+                    DisplayMode::Value if fmt.exclude_link => Value::String(value),
+                    DisplayMode::Display if fmt.exclude_link => Value::String(display()?),
+                    DisplayMode::Value => {
+                        obj.insert("link".into(), json!(link));
+                        obj.insert("value".into(), json!(value));
+                        Value::Object(obj)
+                    }
+                    DisplayMode::Display => {
+                        obj.insert("display_value".into(), json!(display()?));
+                        obj.insert("link".into(), json!(link));
+                        Value::Object(obj)
+                    }
+                    DisplayMode::All => {
+                        obj.insert("display_value".into(), json!(display()?));
+                        if !fmt.exclude_link {
+                            obj.insert("link".into(), json!(link));
+                        }
+                        obj.insert("value".into(), json!(value));
+                        Value::Object(obj)
+                    }
+                }
+            }
+            (_, DisplayMode::Value) => Value::String(value),
+            (kind, mode) => {
+                let display = match kind {
+                    ColumnType::Choice => col.choice_label(&value).unwrap_or(&value).to_owned(),
+                    _ => value.clone(),
+                };
+                if mode == DisplayMode::Display {
+                    Value::String(display)
+                } else {
+                    json!({"display_value": display, "value": value})
+                }
+            }
+        };
+        out.insert(col.name.clone(), rendered);
+    }
+    Ok(Value::Object(out))
+}
+
+/// Percent-encodes a query component (RFC 3986 unreserved characters stay).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn page_link(
+    base: &str,
+    path: &str,
+    params: &Params,
+    limit: i64,
+    offset: i64,
+    rel: &str,
+) -> String {
+    let mut pairs: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k != "sysparm_offset" && k != "sysparm_limit")
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    pairs.push(format!("sysparm_limit={limit}"));
+    pairs.push(format!("sysparm_offset={offset}"));
+    format!("<{base}{path}?{}>;rel=\"{rel}\"", pairs.join("&"))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(_user): AuthUser,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+    query: Result<Query<Params>, QueryRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (version, table_name, _) = path_params(path)?;
+    let params = query_params(query)?;
+    let limit = param(&params, "sysparm_limit")
+        .and_then(|l| l.trim().parse::<i64>().ok())
+        .filter(|l| *l >= 0)
+        .unwrap_or(DEFAULT_LIMIT);
+    let offset = match param(&params, "sysparm_offset") {
+        Some(o) => o.trim().parse::<i64>().unwrap_or(0),
+        None => 0,
+    };
+    if offset < 0 {
+        return Err(ApiError::bad_request(
+            format!("offset is {offset}"),
+            "Negative offset is not supported",
+        ));
+    }
+    let counting = param(&params, "sysparm_no_count") != Some("true");
+    let paging = param(&params, "sysparm_suppress_pagination_header") != Some("true");
+    let base = state.base_url(&headers);
+    let fmt = format_of(&params, base.clone());
+    let params2 = params.clone();
+    let (records, total) = state
+        .store
+        .call(
+            move |conn, catalog| -> Result<(Vec<Value>, Option<i64>), ApiError> {
+                let table = lookup(catalog, &table_name)?;
+                let mut q =
+                    store::parse_encoded_query(param(&params2, "sysparm_query").unwrap_or(""));
+                for (k, v) in &params2 {
+                    if !k.starts_with("sysparm_") {
+                        q.and(k, Op::Eq, v);
+                    }
+                }
+                q.retain_terms(|t| {
+                    table
+                        .column(&t.field)
+                        .is_none_or(|c| c.kind != ColumnType::Password)
+                });
+                let total = if counting {
+                    Some(store::count(conn, table, &q)?)
+                } else {
+                    None
+                };
+                let rows = store::find(conn, table, &q, limit, offset)?;
+                let records = rows
+                    .iter()
+                    .map(|r| render(conn, catalog, table, r, &fmt))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((records, total))
+            },
+        )
+        .await??;
+    if version == Version::V1 && records.is_empty() {
+        return Err(ApiError::NotFound {
+            message: "No Record found".into(),
+            detail: Some(
+                "Records matching query not found. Check query parameter or offset parameter"
+                    .into(),
+            ),
+        });
+    }
+    let page_full = records.len() as i64 == limit;
+    let mut response = Json(json!({ "result": records })).into_response();
+    let h = response.headers_mut();
+    if let Some(total) = total
+        && let Ok(v) = HeaderValue::from_str(&total.to_string())
+    {
+        h.insert("X-Total-Count", v);
+    }
+    let more = total.map_or(page_full, |t| offset + limit < t);
+    if paging && limit > 0 && (more || offset > 0) {
+        let path = uri.path();
+        let mut links = vec![page_link(&base, path, &params, limit, 0, "first")];
+        if offset > 0 {
+            links.push(page_link(
+                &base,
+                path,
+                &params,
+                limit,
+                (offset - limit).max(0),
+                "prev",
+            ));
+        }
+        if more {
+            links.push(page_link(
+                &base,
+                path,
+                &params,
+                limit,
+                offset + limit,
+                "next",
+            ));
+        }
+        if let Some(total) = total {
+            let last = if total == 0 {
+                0
+            } else {
+                (total - 1) / limit * limit
+            };
+            links.push(page_link(&base, path, &params, limit, last, "last"));
+        }
+        if let Ok(v) = HeaderValue::from_str(&links.join(",")) {
+            h.insert(header::LINK, v);
+        }
+    }
+    Ok(response)
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    AuthUser(_user): AuthUser,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, table_name, sys_id) = path_params(path)?;
+    let params = query_params(query)?;
+    let fmt = format_of(&params, state.base_url(&headers));
+    let sys_id = sys_id.unwrap_or_default();
+    let record = state
+        .store
+        .call(move |conn, catalog| -> Result<Value, ApiError> {
+            let table = lookup(catalog, &table_name)?;
+            let record = store::get(conn, table, &sys_id)?.ok_or_else(not_found)?;
+            Ok(render(conn, catalog, table, &record, &fmt)?)
+        })
+        .await??;
+    Ok(Json(json!({ "result": record })).into_response())
+}
+
+/// A request body as column values: strings as they are, numbers and booleans as text, a
+/// `{value: …}` object by its value; password columns hashed.
+fn body_fields(bytes: &[u8], table: &Table) -> Result<Fields, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|_| ApiError::invalid_json())?;
+    let value = match value {
+        Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+        v => v,
+    };
+    let Value::Object(obj) = value else {
+        return Err(ApiError::invalid_json());
+    };
+    let mut fields = Fields::new();
+    for (k, v) in obj {
+        let text = match v {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            Value::Object(o) => match o.get("value") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => continue,
+            },
+            other => other.to_string(),
+        };
+        let text = match table.column(&k) {
+            Some(c) if c.kind == ColumnType::Password && !text.is_empty() => {
+                auth::hash_password(&text)
+            }
+            Some(_) => text,
+            None => continue,
+        };
+        fields.insert(k, text);
+    }
+    Ok(fields)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (_, table_name, _) = path_params(path)?;
+    let params = query_params(query)?;
+    let bytes = read_body(body).await?;
+    let base = state.base_url(&headers);
+    let fmt = format_of(&params, base.clone());
+    let name = table_name.clone();
+    let (sys_id, record) = state
+        .store
+        .call(move |conn, catalog| -> Result<(String, Value), ApiError> {
+            let table = lookup(catalog, &name)?;
+            let fields = body_fields(&bytes, table)?;
+            let sys_id = store::insert(conn, table, &fields, &user.user_name)?;
+            let record = store::get(conn, table, &sys_id)?.ok_or_else(not_found)?;
+            Ok((sys_id, render(conn, catalog, table, &record, &fmt)?))
+        })
+        .await??;
+    let location = format!("{base}/api/now/table/{table_name}/{sys_id}");
+    let no_body = headers
+        .get("X-no-response-body")
+        .and_then(|v| v.to_str().ok())
+        == Some("true");
+    let mut response = if no_body {
+        StatusCode::CREATED.into_response()
+    } else {
+        (StatusCode::CREATED, Json(json!({ "result": record }))).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+    query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (_, table_name, sys_id) = path_params(path)?;
+    let params = query_params(query)?;
+    let bytes = read_body(body).await?;
+    let fmt = format_of(&params, state.base_url(&headers));
+    let sys_id = sys_id.unwrap_or_default();
+    let record = state
+        .store
+        .call(move |conn, catalog| -> Result<Value, ApiError> {
+            let table = lookup(catalog, &table_name)?;
+            let fields = body_fields(&bytes, table)?;
+            if !store::update(conn, table, &sys_id, &fields, &user.user_name)? {
+                return Err(not_found());
+            }
+            let record = store::get(conn, table, &sys_id)?.ok_or_else(not_found)?;
+            Ok(render(conn, catalog, table, &record, &fmt)?)
+        })
+        .await??;
+    Ok(Json(json!({ "result": record })).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthUser(_user): AuthUser,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (_, table_name, sys_id) = path_params(path)?;
+    let sys_id = sys_id.unwrap_or_default();
+    state
+        .store
+        .call(move |conn, catalog| -> Result<(), ApiError> {
+            let table = lookup(catalog, &table_name)?;
+            if store::delete(conn, table, &sys_id)? {
+                Ok(())
+            } else {
+                Err(not_found())
+            }
+        })
+        .await??;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,157 @@
+//! SQLite storage driven by the catalog. One SQLite table per class hierarchy root (or per
+//! table declared `storage = "own"`), real typed columns, cached prepared statements.
+//!
+//! One connection behind a mutex serves the HTTP handlers and the worker; async code reaches
+//! it through [`Store::call`], which runs the closure on the blocking pool. Every state change
+//! is committed before the caller acknowledges it (WAL, `synchronous=FULL`).
+
+mod query;
+mod record;
+mod schema;
+pub mod seed;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+use crate::catalog::{Catalog, ColumnType};
+
+pub use query::{Op, parse_encoded_query};
+pub use record::*;
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    catalog: Arc<Catalog>,
+}
+
+impl Store {
+    /// Opens (or creates) the database and brings its schema up to the catalog.
+    pub fn open(path: &str, catalog: Arc<Catalog>) -> Result<Self> {
+        let conn = if path == ":memory:" {
+            Connection::open_in_memory()
+        } else {
+            Connection::open(path)
+        }
+        .with_context(|| format!("failed to open database {path}"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=OFF;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(256);
+        schema::migrate(&conn, &catalog).context("failed to create the schema")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                catalog,
+            }),
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// The connection, for blocking code (the worker, closures given to [`Store::call`]).
+    /// A panic elsewhere while holding the lock does not make the data unusable: SQLite rolls
+    /// back the unfinished transaction, so a poisoned lock is simply taken over.
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.inner
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` with the connection on the blocking thread pool.
+    pub async fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection, &Catalog) -> R + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.lock();
+            f(&mut conn, store.catalog())
+        })
+        .await
+        .context("storage task failed")
+    }
+}
+
+/// Deletes every record and the number counters (the caller reseeds).
+pub fn wipe(conn: &mut Connection, catalog: &Catalog) -> Result<()> {
+    let tx = conn.transaction()?;
+    for t in &catalog.physical {
+        tx.execute(&format!("DELETE FROM {}", quote(&t.name)), [])?;
+    }
+    tx.execute("DELETE FROM _emulator_numbers", [])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Quotes an identifier. Identifiers only ever come from the validated catalog; quoting is a
+/// second line of defence.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Converts a ServiceNow string value to what the column stores. The empty string is NULL,
+/// as on a real instance.
+pub fn to_sql(kind: ColumnType, value: &str) -> Result<Value, String> {
+    if value.is_empty() {
+        return Ok(Value::Null);
+    }
+    match kind {
+        ColumnType::Integer => value
+            .trim()
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("'{value}' is not an integer")),
+        ColumnType::Boolean => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Value::Integer(1)),
+            "false" | "0" | "no" => Ok(Value::Integer(0)),
+            _ => Err(format!("'{value}' is not a boolean")),
+        },
+        ColumnType::DateTime => {
+            chrono::NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%d %H:%M:%S")
+                .map(|d| Value::Text(d.format("%Y-%m-%d %H:%M:%S").to_string()))
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+                        .map(|d| Value::Text(format!("{} 00:00:00", d.format("%Y-%m-%d"))))
+                })
+                .map_err(|_| format!("'{value}' is not a date-time (YYYY-MM-DD HH:MM:SS)"))
+        }
+        ColumnType::Date => chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+            .map(|d| Value::Text(d.format("%Y-%m-%d").to_string()))
+            .map_err(|_| format!("'{value}' is not a date (YYYY-MM-DD)")),
+        _ => Ok(Value::Text(value.to_owned())),
+    }
+}
+
+/// Converts a stored value back to the string the Table API shows.
+pub fn from_sql(kind: ColumnType, value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Integer(i) if kind == ColumnType::Boolean => (*i != 0).to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// A new sys_id: 32 lowercase hex digits.
+pub fn new_sys_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+pub fn is_sys_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

@@ -1,0 +1,279 @@
+//! Generic record operations over any catalog table: what the Table API, the app's intake
+//! and seeding use. (The transform engine has its own hot path, see `transform`.)
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+use super::query::EncodedQuery;
+use super::{from_sql, is_sys_id, new_sys_id, quote, to_sql};
+use crate::catalog::{Catalog, ColumnType, Table};
+
+/// A record as ServiceNow shows values: column → string ("" when empty).
+pub type Fields = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The caller's input is not acceptable (becomes a 400).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The class restriction for queries on `table`, as SQL plus parameters.
+pub fn class_filter(table: &Table) -> (String, Vec<Value>) {
+    if table.covers_physical {
+        ("1=1".to_owned(), Vec::new())
+    } else {
+        let marks = vec!["?"; table.classes.len()].join(",");
+        (
+            format!("sys_class_name IN ({marks})"),
+            table
+                .classes
+                .iter()
+                .map(|c| Value::Text(c.clone()))
+                .collect(),
+        )
+    }
+}
+
+/// Next auto-number of a table (`IRUN0001001`, …). Counters are kept per prefix.
+pub fn next_number(conn: &Connection, table: &Table) -> rusqlite::Result<Option<String>> {
+    let Some(prefix) = &table.number_prefix else {
+        return Ok(None);
+    };
+    conn.prepare_cached(
+        "INSERT INTO _emulator_numbers (table_name, next) VALUES (?1, 1001) ON CONFLICT DO NOTHING",
+    )?
+    .execute([prefix])?;
+    let n: i64 = conn
+        .prepare_cached(
+            "UPDATE _emulator_numbers SET next = next + 1 WHERE table_name = ?1 RETURNING next - 1",
+        )?
+        .query_row([prefix], |r| r.get(0))?;
+    Ok(Some(format!("{prefix}{n:07}")))
+}
+
+fn select_list(table: &Table) -> String {
+    table
+        .columns
+        .iter()
+        .map(|c| quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn row_to_fields(table: &Table, row: &rusqlite::Row<'_>) -> rusqlite::Result<Fields> {
+    let mut fields = Fields::new();
+    for (i, col) in table.columns.iter().enumerate() {
+        let v: Value = row.get(i)?;
+        fields.insert(col.name.clone(), from_sql(col.kind, &v));
+    }
+    Ok(fields)
+}
+
+/// Inserts one record. Unknown columns are ignored (as the Table API does); omitted columns
+/// take their default; `number` is assigned when the table is auto-numbered.
+pub fn insert(
+    conn: &Connection,
+    table: &Table,
+    values: &Fields,
+    user: &str,
+) -> Result<String, StoreError> {
+    let now = crate::clock::now_string();
+    let mut sql_values = Vec::with_capacity(table.columns.len());
+    let mut sys_id = new_sys_id();
+    for col in &table.columns {
+        let given = values.get(&col.name).map(String::as_str);
+        let v = match col.name.as_str() {
+            "sys_id" => {
+                if let Some(id) = given.filter(|id| is_sys_id(id)) {
+                    sys_id = id.to_owned();
+                }
+                Value::Text(sys_id.clone())
+            }
+            "sys_class_name" => Value::Text(table.name.clone()),
+            "sys_created_on" | "sys_updated_on" => Value::Text(now.clone()),
+            "sys_created_by" | "sys_updated_by" => Value::Text(user.to_owned()),
+            "sys_mod_count" => Value::Integer(0),
+            "number" if given.unwrap_or("").is_empty() && table.number_prefix.is_some() => {
+                next_number(conn, table)?.map_or(Value::Null, Value::Text)
+            }
+            name => match given.or(col.default.as_deref()) {
+                Some(s) => to_sql(col.kind, s)
+                    .map_err(|e| StoreError::Invalid(format!("Invalid value for {name}: {e}")))?,
+                None => Value::Null,
+            },
+        };
+        sql_values.push(v);
+    }
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        quote(&table.physical),
+        select_list(table),
+        vec!["?"; table.columns.len()].join(",")
+    );
+    conn.prepare_cached(&sql)?
+        .execute(params_from_iter(sql_values))
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Invalid(format!("A record with sys_id {sys_id} already exists"))
+            }
+            other => StoreError::Sqlite(other),
+        })?;
+    Ok(sys_id)
+}
+
+/// Updates the given columns of one record; system columns are maintained, not written.
+/// Returns false when no such record exists.
+pub fn update(
+    conn: &Connection,
+    table: &Table,
+    sys_id: &str,
+    values: &Fields,
+    user: &str,
+) -> Result<bool, StoreError> {
+    let mut sets = Vec::new();
+    let mut params = Vec::new();
+    for (name, value) in values {
+        let Some(col) = table.column(name) else {
+            continue;
+        };
+        if name.starts_with("sys_") && crate::catalog::SYS_COLUMNS.contains(&name.as_str()) {
+            continue;
+        }
+        let v = to_sql(col.kind, value)
+            .map_err(|e| StoreError::Invalid(format!("Invalid value for {name}: {e}")))?;
+        sets.push(format!("{} = ?", quote(name)));
+        params.push(v);
+    }
+    sets.push("sys_updated_on = ?".into());
+    params.push(Value::Text(crate::clock::now_string()));
+    sets.push("sys_updated_by = ?".into());
+    params.push(Value::Text(user.to_owned()));
+    sets.push("sys_mod_count = COALESCE(sys_mod_count, 0) + 1".into());
+    let (filter, filter_params) = class_filter(table);
+    params.push(Value::Text(sys_id.to_owned()));
+    params.extend(filter_params);
+    let sql = format!(
+        "UPDATE {} SET {} WHERE sys_id = ? AND {filter}",
+        quote(&table.physical),
+        sets.join(", ")
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .execute(params_from_iter(params))?
+        > 0)
+}
+
+pub fn delete(conn: &Connection, table: &Table, sys_id: &str) -> Result<bool, StoreError> {
+    let (filter, filter_params) = class_filter(table);
+    let mut params = vec![Value::Text(sys_id.to_owned())];
+    params.extend(filter_params);
+    let sql = format!(
+        "DELETE FROM {} WHERE sys_id = ? AND {filter}",
+        quote(&table.physical)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .execute(params_from_iter(params))?
+        > 0)
+}
+
+/// One record by sys_id, with the columns of `table` (a parent table shows a child's row
+/// with the parent's columns, as ServiceNow does).
+pub fn get(conn: &Connection, table: &Table, sys_id: &str) -> Result<Option<Fields>, StoreError> {
+    let (filter, filter_params) = class_filter(table);
+    let mut params = vec![Value::Text(sys_id.to_owned())];
+    params.extend(filter_params);
+    let sql = format!(
+        "SELECT {} FROM {} WHERE sys_id = ? AND {filter}",
+        select_list(table),
+        quote(&table.physical)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(params), |r| row_to_fields(table, r))
+        .optional()?)
+}
+
+fn where_clause(table: &Table, query: &EncodedQuery) -> (String, Vec<Value>, String) {
+    let (filter, mut params) = class_filter(table);
+    let (cond, cond_params, order) = query.to_sql(table);
+    params.extend(cond_params);
+    (format!("({filter}) AND ({cond})"), params, order)
+}
+
+/// Records matching an encoded query, one page.
+pub fn find(
+    conn: &Connection,
+    table: &Table,
+    query: &EncodedQuery,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Fields>, StoreError> {
+    let (cond, mut params, order) = where_clause(table, query);
+    params.push(Value::Integer(limit));
+    params.push(Value::Integer(offset));
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?",
+        select_list(table),
+        quote(&table.physical)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| row_to_fields(table, r))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub fn count(conn: &Connection, table: &Table, query: &EncodedQuery) -> Result<i64, StoreError> {
+    let (cond, params, _) = where_clause(table, query);
+    let sql = format!(
+        "SELECT COUNT(*) FROM {} WHERE {cond}",
+        quote(&table.physical)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(params), |r| r.get(0))?)
+}
+
+/// First record whose columns equal the given values (exact, case-insensitive for text).
+pub fn find_by(
+    conn: &Connection,
+    table: &Table,
+    pairs: &[(&str, &str)],
+) -> Result<Option<Fields>, StoreError> {
+    let mut q = EncodedQuery::default();
+    for (field, value) in pairs {
+        q.and(field, super::Op::Eq, value);
+    }
+    Ok(find(conn, table, &q, 1, 0)?.into_iter().next())
+}
+
+/// The display value of the record a reference points to ("" when it does not exist).
+pub fn display_value(
+    conn: &Connection,
+    catalog: &Catalog,
+    table_name: &str,
+    sys_id: &str,
+) -> Result<String, StoreError> {
+    let Some(table) = catalog.table(table_name) else {
+        return Ok(String::new());
+    };
+    let kind = table
+        .column(&table.display)
+        .map_or(ColumnType::String, |c| c.kind);
+    let sql = format!(
+        "SELECT {} FROM {} WHERE sys_id = ?",
+        quote(&table.display),
+        quote(&table.physical)
+    );
+    let v: Option<Value> = conn
+        .prepare_cached(&sql)?
+        .query_row([sys_id], |r| r.get(0))
+        .optional()?;
+    Ok(v.map(|v| from_sql(kind, &v)).unwrap_or_default())
+}

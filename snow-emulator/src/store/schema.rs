@@ -1,0 +1,79 @@
+//! Creates the SQLite tables and indexes the catalog describes, and adds columns an
+//! administrator has since declared (changing a column's type is not migrated).
+
+use anyhow::Result;
+use rusqlite::Connection;
+
+use super::quote;
+use crate::catalog::{Catalog, Column};
+
+fn sql_type(col: &Column) -> &'static str {
+    if col.name == "sys_id" {
+        "TEXT NOT NULL UNIQUE"
+    } else if col.kind.is_numeric() {
+        "INTEGER"
+    } else {
+        // ServiceNow matches text without regard to case (its database collation does).
+        "TEXT COLLATE NOCASE"
+    }
+}
+
+pub fn migrate(conn: &Connection, catalog: &Catalog) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _emulator_numbers (table_name TEXT PRIMARY KEY, next INTEGER NOT NULL);",
+    )?;
+    for table in &catalog.physical {
+        let cols: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), sql_type(c)))
+            .collect();
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} ({})",
+            quote(&table.name),
+            cols.join(", ")
+        ))?;
+        let mut existing = Vec::new();
+        {
+            let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote(&table.name)))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                existing.push(row.get::<_, String>(1)?);
+            }
+        }
+        for c in &table.columns {
+            if !existing.contains(&c.name) && c.name != "sys_id" {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    quote(&table.name),
+                    quote(&c.name),
+                    sql_type(c)
+                ))?;
+            }
+        }
+        let mut indexed: Vec<(String, String)> = table
+            .columns
+            .iter()
+            .filter(|c| c.index)
+            .map(|c| (c.name.clone(), quote(&c.name)))
+            .collect();
+        if table.has_subclasses {
+            indexed.push(("sys_class_name".into(), quote("sys_class_name")));
+        }
+        for c in table.columns.iter().filter(|c| c.index_binary) {
+            indexed.push((
+                format!("{}_cs", c.name),
+                format!("{} COLLATE BINARY", quote(&c.name)),
+            ));
+        }
+        for (suffix, expr) in indexed {
+            conn.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                quote(&format!("idx_{}_{}", table.name, suffix)),
+                quote(&table.name),
+                expr
+            ))?;
+        }
+    }
+    Ok(())
+}
