@@ -1,1 +1,10 @@
+//! Integration tests: the emulator runs in-process on 127.0.0.1:0 and is driven over HTTP,
+//! as the exporter and real ServiceNow clients drive it.
 
+mod check;
+mod durability;
+mod fnmstosn;
+mod hostile;
+mod oauth;
+mod table_api;
+mod transform;

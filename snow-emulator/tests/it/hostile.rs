@@ -1,0 +1,188 @@
+//! Malformed, hostile and oversized input: a clear error, nothing changed, server healthy.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::check::{Emulator, inventory_xml, segment, urlencode};
+
+async fn assert_nothing_stored(emu: &Emulator) {
+    for table in [
+        "x_fls_flexera_fnms_import_transaction",
+        "x_fls_flexera_fnms_import_run",
+        "x_fls_flexera_fnms_inventory_import",
+        "cmdb_ci",
+    ] {
+        assert!(emu.records(table, "").await.is_empty(), "{table} changed");
+    }
+    let health = emu.get("/_emulator/health").await;
+    assert_eq!(health.body["status"], "ok");
+}
+
+#[tokio::test]
+async fn hostile_payloads_get_code_12_and_store_nothing() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    let billion_laughs = "<?xml version=\"1.0\"?>\n<!DOCTYPE Inventories [\n <!ENTITY lol \"lol\">\n <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n]>\n<Inventories><Inventory><ComputerID>&lol2;</ComputerID></Inventory></Inventories>";
+    let xxe = "<?xml version=\"1.0\"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><Inventories><Inventory><ComputerID>&xxe;</ComputerID></Inventory></Inventories>";
+    let good_one = inventory_xml(&[vec![("ComputerID", "1"), ("ComputerName", "A")]]);
+    let cases = [
+        (billion_laughs.to_owned(), 1),
+        (xxe.to_owned(), 1),
+        (
+            "<Inventories><Inventory><ComputerID>1</Inventory></Inventories>".to_owned(),
+            1,
+        ),
+        ("<Inventories><Inventory>".to_owned(), 1),
+        ("<Contracts/>".to_owned(), 0),
+        (
+            "<Inventories><Inventory><ComputerID>&#xD800;</ComputerID></Inventory></Inventories>"
+                .to_owned(),
+            1,
+        ),
+        (good_one.clone(), 2),
+        (String::new(), 0),
+    ];
+    for (data, count) in cases {
+        let r = emu
+            .fnms(
+                &token,
+                &segment("t1", "inventory_export", "run", 1, true, &data, count),
+            )
+            .await;
+        assert_eq!(r["returnCode"], 12, "{data:?} → {r}");
+        assert_eq!(r["status"], "failure");
+        assert_eq!(r["transactionId"], "t1");
+    }
+    // Invalid UTF-8 bytes inside the data.
+    let text = serde_json::to_string(&segment(
+        "t1",
+        "inventory_export",
+        "run",
+        1,
+        true,
+        "<Inventories><Inventory><ComputerName>@@BAD@@</ComputerName></Inventory></Inventories>",
+        1,
+    ))
+    .expect("json");
+    let at = text.find("@@BAD@@").expect("marker");
+    let mut raw = text.into_bytes();
+    raw.splice(at..at + 7, [0xC3, 0x28]);
+    let r = emu
+        .post_raw("/api/x_fls_flexera_fnms/integration/fnmstosn", &token, raw)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["result"]["returnCode"], 12, "{}", r.body);
+    assert_nothing_stored(&emu).await;
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn unreadable_and_oversized_bodies_get_400() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    for body in [
+        b"not json".to_vec(),
+        b"{\"transactionId\":".to_vec(),
+        vec![0xff, 0xfe],
+    ] {
+        let r = emu
+            .post_raw("/api/x_fls_flexera_fnms/integration/fnmstosn", &token, body)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["status"], "failure");
+        assert_eq!(
+            r.body["error"]["message"],
+            "Exception while reading request"
+        );
+    }
+    let big = segment(
+        "t1",
+        "inventory_export",
+        "run",
+        1,
+        true,
+        &"x".repeat(11 * 1024 * 1024),
+        0,
+    );
+    let r = emu
+        .post_raw("/fnmp.do", &token, serde_json::to_vec(&big).expect("json"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["status"], "failure");
+    assert_nothing_stored(&emu).await;
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn injection_attempts_are_harmless() {
+    let emu = Emulator::start().await;
+    let users_before = emu.records("sys_user", "").await.len();
+    for query in [
+        "user_name=admin' OR '1'='1",
+        "user_name=admin\"; DROP TABLE sys_user; --",
+        "user_nameINa');DELETE FROM sys_user;--",
+        "user_name=x^ORDERBYuser_name; DROP TABLE sys_user",
+        "sys_id!=1) OR 1=1 --",
+        "user_nameLIKE%'--",
+        "\"sys_user\".\"user_name\"=admin",
+    ] {
+        let r = emu
+            .get(&format!(
+                "/api/now/table/sys_user?sysparm_query={}",
+                urlencode(query)
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+    }
+    let r = emu
+        .get(&format!(
+            "/api/now/table/sys_user?sysparm_query={}",
+            urlencode("user_name=admin' OR '1'='1")
+        ))
+        .await;
+    assert_eq!(r.body["result"], json!([]), "a quote is just a character");
+    for table in [
+        "sys_user;DROP TABLE sys_user",
+        "sys_user\"",
+        "sqlite_master",
+        "_emulator_numbers",
+        "../etc",
+    ] {
+        let r = emu
+            .get(&format!("/api/now/table/{}", urlencode(table)))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{table}");
+        assert_eq!(r.body["error"]["message"], format!("Invalid table {table}"));
+    }
+    let r = emu
+        .get("/api/now/table/sys_user?sysparm_fields=user_name,(select%201)")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(emu.records("sys_user", "").await.len(), users_before);
+    let health = emu.get("/_emulator/health").await;
+    assert_eq!(health.body["status"], "ok");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_the_envelope() {
+    let emu = Emulator::start().await;
+    let r = emu.get("/api/now/nothing/here").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body["error"]["message"],
+        "Requested URI does not represent any resource"
+    );
+    let r = emu.get("/api/now/v9/table/sys_user").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = emu
+        .client
+        .get(emu.url("/fnmp.do"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["status"], "failure");
+    emu.stop().await;
+}
