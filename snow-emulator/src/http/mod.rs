@@ -20,8 +20,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
 use base64::Engine as _;
 
@@ -50,21 +50,43 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
-    /// Base URL for links: the configured public URL, else what the client called.
-    pub fn base_url(&self, headers: &HeaderMap) -> String {
+    /// Base URL for links: the configured public URL, else what the client called (Host
+    /// header in HTTP/1.1, the request's authority in HTTP/2), else the listener.
+    pub fn base_url(&self, parts: &Parts) -> String {
         if let Some(url) = &self.config.public_url {
             return url.trim_end_matches('/').to_owned();
         }
-        let host = headers
+        let safe = |h: &str| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        };
+        let host = parts
+            .headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            .filter(|h| safe(h))
+            .map(str::to_owned)
+            .or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .map(|a| a.as_str().to_owned())
+                    .filter(|h| safe(h))
             })
-            .map_or_else(|| self.local_addr.to_string(), str::to_owned);
+            .unwrap_or_else(|| self.local_addr.to_string());
         format!("{}://{host}", self.scheme)
+    }
+}
+
+/// The instance's base URL as seen by this request (see [`AppState::base_url`]).
+pub struct BaseUrl(pub String);
+
+impl FromRequestParts<AppState> for BaseUrl {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(state.base_url(parts)))
     }
 }
 

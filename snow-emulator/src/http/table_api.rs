@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
-use super::{AppState, AuthUser, read_body};
+use super::{AppState, AuthUser, BaseUrl, read_body};
 use crate::auth;
 use crate::catalog::{Catalog, ColumnType, Table};
 use crate::error::ApiError;
@@ -207,7 +207,7 @@ pub async fn list(
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     query: Result<Query<Params>, QueryRejection>,
     uri: Uri,
-    headers: HeaderMap,
+    BaseUrl(base): BaseUrl,
 ) -> Result<Response, ApiError> {
     let (version, table_name, _) = path_params(path)?;
     let params = query_params(query)?;
@@ -227,7 +227,6 @@ pub async fn list(
     }
     let counting = param(&params, "sysparm_no_count") != Some("true");
     let paging = param(&params, "sysparm_suppress_pagination_header") != Some("true");
-    let base = state.base_url(&headers);
     let fmt = format_of(&params, base.clone());
     let params2 = params.clone();
     let (records, total) = state
@@ -322,11 +321,11 @@ pub async fn get_one(
     AuthUser(_user): AuthUser,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     query: Result<Query<Params>, QueryRejection>,
-    headers: HeaderMap,
+    BaseUrl(base): BaseUrl,
 ) -> Result<Response, ApiError> {
     let (_, table_name, sys_id) = path_params(path)?;
     let params = query_params(query)?;
-    let fmt = format_of(&params, state.base_url(&headers));
+    let fmt = format_of(&params, base);
     let sys_id = sys_id.unwrap_or_default();
     let record = state
         .store
@@ -380,12 +379,12 @@ pub async fn create(
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     query: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
+    BaseUrl(base): BaseUrl,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (_, table_name, _) = path_params(path)?;
     let params = query_params(query)?;
     let bytes = read_body(body).await?;
-    let base = state.base_url(&headers);
     let fmt = format_of(&params, base.clone());
     let name = table_name.clone();
     let (sys_id, record) = state
@@ -419,13 +418,13 @@ pub async fn update(
     AuthUser(user): AuthUser,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     query: Result<Query<Params>, QueryRejection>,
-    headers: HeaderMap,
+    BaseUrl(base): BaseUrl,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (_, table_name, sys_id) = path_params(path)?;
     let params = query_params(query)?;
     let bytes = read_body(body).await?;
-    let fmt = format_of(&params, state.base_url(&headers));
+    let fmt = format_of(&params, base);
     let sys_id = sys_id.unwrap_or_default();
     let record = state
         .store

@@ -7,4 +7,5 @@ mod fnmstosn;
 mod hostile;
 mod oauth;
 mod table_api;
+mod tls;
 mod transform;
