@@ -6,6 +6,7 @@ mod durability;
 mod fnmstosn;
 mod hostile;
 mod oauth;
+mod perf;
 mod table_api;
 mod tls;
 mod transform;
