@@ -1,1 +1,8 @@
-fn main() {}
+//! `fnmp_servicenow_export`: everything is in the library; see `exporter::run`.
+
+fn main() {
+    std::process::exit(exporter::run(
+        std::env::args_os().collect(),
+        Box::new(std::io::stderr()),
+    ))
+}

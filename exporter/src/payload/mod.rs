@@ -1,0 +1,192 @@
+//! The XML chunk of one segment, exactly as wire-protocol §6 specifies it.
+//!
+//! Written by hand rather than through a serializer because the format is byte-exact (golden
+//! files `fixtures/wire/payloads/*.xml`) and tiny: a declaration, a root, records of fields,
+//! two-space indentation, `\n` line ends, NULL fields omitted. A [`SegmentWriter`] grows one
+//! segment at a time, so memory is bounded by `segment_size`, never by the data set.
+
+use std::fmt::Write as _;
+
+use chrono::NaiveDateTime;
+
+use crate::error::ExportError;
+use crate::source::{DataType, Database, FieldFormat, FieldValue};
+
+const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// A finished segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub(crate) xml: String,
+    pub(crate) records: usize,
+}
+
+/// Builds the XML of one segment, record by record.
+pub(crate) struct SegmentWriter {
+    data_type: DataType,
+    xml: String,
+    records: usize,
+}
+
+impl SegmentWriter {
+    pub(crate) fn new(data_type: DataType) -> SegmentWriter {
+        let mut xml = String::with_capacity(4096);
+        xml.push_str(DECLARATION);
+        let _ = writeln!(xml, "<{}>", data_type.root_element());
+        SegmentWriter {
+            data_type,
+            xml,
+            records: 0,
+        }
+    }
+
+    /// Records written so far.
+    pub(crate) fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Appends one record; `values` are its field values in field order.
+    pub(crate) fn push_record<'a>(&mut self, values: &mut dyn Iterator<Item = FieldValue<'a>>) {
+        let record = self.data_type.record_element();
+        let _ = writeln!(self.xml, "  <{record}>");
+        for (field, value) in self.data_type.fields().iter().zip(values) {
+            if matches!(value, FieldValue::Null) {
+                continue;
+            }
+            let _ = write!(self.xml, "    <{}>", field.name);
+            write_value(&mut self.xml, field.format, &value);
+            let _ = writeln!(self.xml, "</{}>", field.name);
+        }
+        let _ = writeln!(self.xml, "  </{record}>");
+        self.records += 1;
+    }
+
+    pub(crate) fn finish(mut self) -> Segment {
+        let _ = writeln!(self.xml, "</{}>", self.data_type.root_element());
+        Segment {
+            xml: self.xml,
+            records: self.records,
+        }
+    }
+}
+
+/// Streams the data type's records (changed since `baseline`, if given) into segments of at
+/// most `segment_size` records, calling `emit(segment, last)` for each as soon as it is full.
+/// A segment is emitted only once the next record exists, so the final one is known to be
+/// last; with no records at all one empty segment is emitted, marked last.
+pub(crate) fn stream_segments(
+    db: &Database,
+    data_type: DataType,
+    baseline: Option<NaiveDateTime>,
+    segment_size: usize,
+    mut emit: impl FnMut(Segment, bool) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
+    let mut writer = SegmentWriter::new(data_type);
+    db.for_each_record(data_type, baseline, |values| {
+        if writer.records() >= segment_size {
+            let full = std::mem::replace(&mut writer, SegmentWriter::new(data_type)).finish();
+            emit(full, false)?;
+        }
+        writer.push_record(values);
+        Ok(())
+    })?;
+    emit(writer.finish(), true)
+}
+
+fn write_value(out: &mut String, format: FieldFormat, value: &FieldValue<'_>) {
+    match (format, value) {
+        (_, FieldValue::Null) => {}
+        (FieldFormat::Plain, FieldValue::Integer(i)) => {
+            let _ = write!(out, "{i}");
+        }
+        (FieldFormat::Plain, FieldValue::Real(f)) => {
+            let _ = write!(out, "{f}");
+        }
+        (FieldFormat::Money, FieldValue::Integer(i)) => {
+            let _ = write!(out, "{i}.00");
+        }
+        (FieldFormat::Money, FieldValue::Real(f)) => {
+            let _ = write!(out, "{f:.2}");
+        }
+        (FieldFormat::Money, FieldValue::Text(text)) => match text.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() => {
+                let _ = write!(out, "{f:.2}");
+            }
+            _ => escape_text(out, text),
+        },
+        (FieldFormat::Plain, FieldValue::Text(text)) => escape_text(out, text),
+    }
+}
+
+/// Appends `text` as XML character data: `&`, `<`, `>` escaped (wire-protocol §6); a carriage
+/// return written as `&#13;` so that it survives a parser's line-end normalisation; characters
+/// XML 1.0 cannot carry (most C0 controls, U+FFFE, U+FFFF) replaced by U+FFFD.
+pub(crate) fn escape_text(out: &mut String, text: &str) {
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' | '\n' => out.push(ch),
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+            _ => out.push(ch),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn escaped(text: &str) -> String {
+        let mut out = String::new();
+        escape_text(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn escapes_markup_and_keeps_unicode() {
+        assert_eq!(escaped("a&b<c>d"), "a&amp;b&lt;c&gt;d");
+        assert_eq!(escaped("Müller ✓ \"q\" 'a'"), "Müller ✓ \"q\" 'a'");
+        assert_eq!(escaped("]]>"), "]]&gt;");
+        assert_eq!(escaped("x\r\ny\tz"), "x&#13;\ny\tz");
+        assert_eq!(escaped("nul\u{0}bell\u{7}"), "nul\u{fffd}bell\u{fffd}");
+    }
+
+    #[test]
+    fn empty_segment_is_a_bare_root() {
+        let segment = SegmentWriter::new(DataType::Contracts).finish();
+        assert_eq!(segment.records, 0);
+        assert_eq!(
+            segment.xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Contracts>\n</Contracts>\n"
+        );
+    }
+
+    #[test]
+    fn nulls_are_omitted_and_money_has_two_decimals() {
+        let mut writer = SegmentWriter::new(DataType::Contracts);
+        let mut values = vec![
+            FieldValue::Integer(7),
+            FieldValue::Text(Cow::Borrowed("C-7")),
+            FieldValue::Text(Cow::Borrowed("A & B")),
+            FieldValue::Null,
+            FieldValue::Null,
+            FieldValue::Null,
+            FieldValue::Null,
+            FieldValue::Integer(5),
+        ]
+        .into_iter();
+        writer.push_record(&mut values);
+        let segment = writer.finish();
+        assert_eq!(
+            segment.xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Contracts>\n  <Contract>\n    \
+             <ContractID>7</ContractID>\n    <ContractNo>C-7</ContractNo>\n    \
+             <ContractName>A &amp; B</ContractName>\n    <Value>5.00</Value>\n  \
+             </Contract>\n</Contracts>\n"
+        );
+    }
+}

@@ -1,0 +1,557 @@
+//! The documented process, step by step and in the documented order [EXP-22R2]:
+//! licence check → credential test → instance readiness check → database check → export of
+//! hardware inventory, contracts, installed applications (each one Import Run: segments,
+//! then `export_status` polling). Any failure abandons the run; later data types are skipped.
+
+use std::time::Instant;
+
+use chrono::{NaiveDateTime, Timelike, Utc};
+use uuid::Uuid;
+
+use crate::config::{ChangeOptions, DEFAULT_ENDPOINT, Settings};
+use crate::error::ExportError;
+use crate::log::Log;
+use crate::payload::{Segment, stream_segments};
+use crate::source::{DataType, Database};
+use crate::transport::{Failure, Instance, RetryPolicy, TableAnswer, Transaction};
+
+/// The protocol version this exporter speaks (wire-protocol §7).
+const PROTOCOL_VERSION: i64 = 1;
+
+/// Where a data type's differential baseline comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Baseline {
+    /// Send every row.
+    All { reason: &'static str },
+    /// Send rows with `UpdatedDate >= at`.
+    Since { at: NaiveDateTime, reason: String },
+}
+
+impl Baseline {
+    pub(crate) fn since(&self) -> Option<NaiveDateTime> {
+        match self {
+            Baseline::All { .. } => None,
+            Baseline::Since { at, .. } => Some(*at),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Baseline::All { reason } => format!("full export ({reason})"),
+            Baseline::Since { at, reason } => {
+                format!(
+                    "changes since {} UTC ({reason})",
+                    at.format("%Y-%m-%d %H:%M:%S")
+                )
+            }
+        }
+    }
+}
+
+/// The baseline rule: `-changes false` → everything; else `-changesSince`, else now minus
+/// `-changesPeriod` days, else the last successful export of the data type, else everything.
+pub(crate) fn select_baseline(
+    changes: &ChangeOptions,
+    now: NaiveDateTime,
+    last_success: Option<NaiveDateTime>,
+) -> Baseline {
+    if !changes.differential {
+        return Baseline::All {
+            reason: "-changes false",
+        };
+    }
+    if let Some(date) = changes.since {
+        return Baseline::Since {
+            at: date.and_time(chrono::NaiveTime::MIN),
+            reason: "-changesSince".into(),
+        };
+    }
+    if let Some(days) = changes.period_days {
+        return Baseline::Since {
+            at: now - chrono::Duration::days(i64::from(days)),
+            reason: format!("-changesPeriod {days} days"),
+        };
+    }
+    match last_success {
+        Some(at) => Baseline::Since {
+            at,
+            reason: "last successful export".into(),
+        },
+        None => Baseline::All {
+            reason: "no previous successful export recorded",
+        },
+    }
+}
+
+/// What one data type's export came to.
+struct TypeReport {
+    data_type: DataType,
+    records: usize,
+    segments: u64,
+}
+
+/// Runs the whole process and logs its outcome. Returns the failure, already logged.
+pub(crate) fn run(settings: &Settings, log: &mut Log) -> Result<(), ExportError> {
+    let mode = if settings.connection_test {
+        "connection test"
+    } else {
+        "export"
+    };
+    log.info(format!(
+        "{mode} started: instance {}, user {}, database '{}'",
+        settings.url,
+        settings.user,
+        settings.source.path().display()
+    ));
+    let mut skipped = Vec::new();
+    let result = steps(settings, log, &mut skipped);
+    match &result {
+        Ok(reports) if settings.connection_test => {
+            debug_assert!(reports.is_empty());
+            log.info("connection test succeeded");
+        }
+        Ok(reports) => log.info(summary(reports)),
+        Err(error) => {
+            log.error(error);
+            if !skipped.is_empty() {
+                let names: Vec<&str> = skipped.iter().map(|dt: &DataType| dt.label()).collect();
+                log.warn(format!("skipped remaining exports: {}", names.join(", ")));
+            }
+            log.error(format!("{mode} failed (exit code {})", error.exit_code()));
+        }
+    }
+    result.map(|_| ())
+}
+
+fn summary(reports: &[TypeReport]) -> String {
+    if reports.is_empty() {
+        return "export succeeded: no data types selected".into();
+    }
+    let parts: Vec<String> = reports
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} in {} {}",
+                r.data_type.label(),
+                r.records,
+                plural(r.records as u64, "record", "records"),
+                r.segments,
+                plural(r.segments, "segment", "segments")
+            )
+        })
+        .collect();
+    format!("export succeeded: {}", parts.join(", "))
+}
+
+fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+fn steps(
+    settings: &Settings,
+    log: &mut Log,
+    skipped: &mut Vec<DataType>,
+) -> Result<Vec<TypeReport>, ExportError> {
+    let run_started = Utc::now().naive_utc();
+    let mut instance = Instance::new(crate::transport::InstanceConfig {
+        url: &settings.url,
+        endpoint: DEFAULT_ENDPOINT,
+        client_id: &settings.client_id,
+        client_secret: &settings.client_secret,
+        refresh_token: &settings.refresh_token,
+        ca_file: settings.ca_file.as_deref(),
+        request_timeout: settings.tuning.request_timeout,
+        policy: RetryPolicy::new(&settings.tuning),
+    })
+    .map_err(ExportError::Usage)?;
+
+    // 1. Licence check (reads the operations database, so opening it is reported here).
+    log.info("starting licence check");
+    let db = Database::open(&settings.source)?;
+    db.check_licence(run_started.date())?;
+    log.info("licence check passed");
+
+    let endpoint = match (&settings.endpoint, db.recorded_endpoint()) {
+        (Some(flag), _) => flag.clone(),
+        (None, Some(recorded)) => recorded,
+        (None, None) => DEFAULT_ENDPOINT.to_owned(),
+    };
+    instance.set_endpoint(&endpoint);
+    log.debug(format!("endpoint: /{}", instance.endpoint_path()));
+
+    // 2. Credential test.
+    log.info("starting credential test");
+    credential_test(&mut instance, log)?;
+    log.info("credential test passed");
+    if settings.connection_test {
+        return Ok(Vec::new());
+    }
+
+    // 3. Instance readiness.
+    log.info("starting instance readiness check");
+    readiness_check(&mut instance, log)?;
+    log.info("instance readiness check passed");
+
+    // 4. Database check, including the baselines it will use.
+    log.info("starting database check");
+    db.check_schema(&settings.data_types)?;
+    let mut plan = Vec::new();
+    for &dt in &settings.data_types {
+        let needs_history = settings.changes.differential
+            && settings.changes.since.is_none()
+            && settings.changes.period_days.is_none();
+        let last = if needs_history {
+            db.last_success(dt)?
+        } else {
+            None
+        };
+        plan.push((dt, select_baseline(&settings.changes, run_started, last)));
+    }
+    log.info("database check passed");
+
+    // 5. Export, in the documented order; the first failure skips the rest.
+    let mut reports = Vec::new();
+    let mut history_note_logged = false;
+    for (index, (dt, baseline)) in plan.iter().enumerate() {
+        match export_data_type(&db, &mut instance, settings, log, *dt, baseline) {
+            Ok(report) => {
+                reports.push(report);
+            }
+            Err(error) => {
+                skipped.extend(plan[index + 1..].iter().map(|(dt, _)| *dt));
+                return Err(error);
+            }
+        }
+        if !db.is_persistent() && !history_note_logged {
+            log.info(format!(
+                "export history not persisted: '{}' is loaded into memory for this run",
+                db.path().display()
+            ));
+            history_note_logged = true;
+        }
+    }
+    Ok(reports)
+}
+
+fn credential_test(instance: &mut Instance, log: &mut Log) -> Result<(), ExportError> {
+    instance
+        .authorise(log)
+        .map_err(|f| ExportError::Credential(format!("token request: {f}")))?;
+    let transaction_id = Uuid::new_v4().to_string();
+    let result = instance
+        .transact(
+            log,
+            "connection test",
+            &Transaction::connection_test(&transaction_id),
+        )
+        .map_err(|f| ExportError::Credential(format!("connection_test: {f}")))?;
+    match result.protocol_version {
+        Some(PROTOCOL_VERSION) => Ok(()),
+        Some(other) => Err(ExportError::Credential(format!(
+            "the instance speaks protocol version {other}; this exporter knows version {PROTOCOL_VERSION}"
+        ))),
+        None => Err(ExportError::Credential(
+            "the instance did not report a protocol version".into(),
+        )),
+    }
+}
+
+/// The four readiness queries of wire-protocol §5.
+fn readiness_check(instance: &mut Instance, log: &mut Log) -> Result<(), ExportError> {
+    struct Check {
+        name: &'static str,
+        table: &'static str,
+        query: &'static str,
+        /// true: a record must exist; false: none may exist.
+        must_exist: bool,
+        missing: &'static str,
+    }
+    const CHECKS: [Check; 4] = [
+        Check {
+            name: "Scheduled Data Import",
+            table: "scheduled_import_set",
+            query: "name=FNMS Import Schedule^active=true",
+            must_exist: true,
+            missing: "no active Scheduled Data Import 'FNMS Import Schedule' on the instance",
+        },
+        Check {
+            name: "Data Source",
+            table: "sys_data_source",
+            query: "name=FNMS Data Source",
+            must_exist: true,
+            missing: "no Data Source 'FNMS Data Source' on the instance",
+        },
+        Check {
+            name: "Import Runs",
+            table: "x_fls_flexera_fnms_import_run",
+            query: "state!=succeeded^state!=failed",
+            must_exist: false,
+            missing: "",
+        },
+        Check {
+            name: "Import Transactions",
+            table: "x_fls_flexera_fnms_import_transaction",
+            query: "state!=succeeded^state!=failed",
+            must_exist: false,
+            missing: "",
+        },
+    ];
+    for check in &CHECKS {
+        let TableAnswer { count, first } = instance
+            .table_query(log, check.name, check.table, check.query)
+            .map_err(|f| ExportError::NotReady(format!("{}: {f}", check.name)))?;
+        log.debug(format!("{}: {count} matching record(s)", check.name));
+        if check.must_exist && count == 0 {
+            return Err(ExportError::NotReady(format!(
+                "{}: {}",
+                check.name, check.missing
+            )));
+        }
+        if !check.must_exist && count > 0 {
+            let field = |name: &str| {
+                first
+                    .as_ref()
+                    .and_then(|r| r.get(name))
+                    .and_then(|v| {
+                        v.as_str()
+                            .or_else(|| v.get("value").and_then(|v| v.as_str()))
+                    })
+                    .unwrap_or("?")
+                    .to_owned()
+            };
+            let more = if count > 1 {
+                format!(" (and {} more)", count - 1)
+            } else {
+                String::new()
+            };
+            return Err(ExportError::NotReady(format!(
+                "{}: an import is still in progress: {} is {}{more}",
+                check.name,
+                field("number"),
+                field("state")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Step 5 for one data type: one Import Run, its segments, then polling until complete.
+fn export_data_type(
+    db: &Database,
+    instance: &mut Instance,
+    settings: &Settings,
+    log: &mut Log,
+    dt: DataType,
+    baseline: &Baseline,
+) -> Result<TypeReport, ExportError> {
+    let label = dt.label();
+    let fail = |reason: String| ExportError::Export {
+        data_type: label,
+        reason,
+    };
+    let started = Utc::now()
+        .naive_utc()
+        .with_nanosecond(0)
+        .unwrap_or_default();
+    let import_run_id = Uuid::new_v4().to_string();
+    log.info(format!(
+        "{label}: starting export, import run id {import_run_id}, {}",
+        baseline.describe()
+    ));
+
+    let mut segments = 0u64;
+    let mut records = 0usize;
+    let mut import_run: Option<String> = None;
+    stream_segments(
+        db,
+        dt,
+        baseline.since(),
+        settings.tuning.segment_size,
+        |segment: Segment, last: bool| {
+            segments += 1;
+            records += segment.records;
+            let transaction_id = Uuid::new_v4().to_string();
+            let transaction = Transaction::segment(
+                &transaction_id,
+                dt.transaction_type(),
+                &import_run_id,
+                segments,
+                last,
+                segment.records,
+                &segment.xml,
+            );
+            let what = format!("{label} segment {segments}");
+            let result = instance
+                .transact(log, &what, &transaction)
+                .map_err(|failure| match failure {
+                    Failure::Abandoned(reason) => fail(format!(
+                        "segment {segments} refused with {reason}; export abandoned"
+                    )),
+                    other => fail(format!("segment {segments} {other}")),
+                })?;
+            log.debug(format!(
+                "{what}: {} records accepted as {} of {}{}",
+                segment.records,
+                result.import_transaction.as_deref().unwrap_or("?"),
+                result.import_run.as_deref().unwrap_or("?"),
+                if result.duplicate == Some(true) {
+                    " (duplicate)"
+                } else {
+                    ""
+                }
+            ));
+            if import_run.is_none() {
+                import_run = result.import_run;
+            }
+            Ok(())
+        },
+    )?;
+
+    let run_number = poll_until_complete(instance, settings, log, dt, &import_run_id)?
+        .or(import_run)
+        .unwrap_or_else(|| import_run_id.clone());
+    log.info(format!(
+        "{label}: exported {records} {} in {segments} {}; import run {run_number} succeeded",
+        plural(records as u64, "record", "records"),
+        plural(segments, "segment", "segments"),
+    ));
+    if let Err(e) = db.record_success(dt, started) {
+        log.warn(format!(
+            "{label}: could not record the export in ServiceNowExportHistory: {e}"
+        ));
+    }
+    Ok(TypeReport {
+        data_type: dt,
+        records,
+        segments,
+    })
+}
+
+/// Polls `export_status` every `poll_interval` until the run is complete. Returns the Import
+/// Run's number on success.
+fn poll_until_complete(
+    instance: &mut Instance,
+    settings: &Settings,
+    log: &mut Log,
+    dt: DataType,
+    import_run_id: &str,
+) -> Result<Option<String>, ExportError> {
+    let label = dt.label();
+    let fail = |reason: String| ExportError::Export {
+        data_type: label,
+        reason,
+    };
+    let deadline = Instant::now() + settings.tuning.poll_timeout;
+    let what = format!("{label} status");
+    loop {
+        let transaction_id = Uuid::new_v4().to_string();
+        let result = instance
+            .transact(
+                log,
+                &what,
+                &Transaction::export_status(&transaction_id, import_run_id),
+            )
+            .map_err(|f| fail(format!("export_status {f}")))?;
+        let state = result.state.as_deref().unwrap_or("unknown");
+        let number = result
+            .import_run
+            .clone()
+            .unwrap_or_else(|| import_run_id.to_owned());
+        let complete = result.complete == Some(true) || matches!(state, "succeeded" | "failed");
+        if complete {
+            if state == "succeeded" {
+                return Ok(result.import_run);
+            }
+            let message = result
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            return Err(fail(format!("import run {number} {state}{message}")));
+        }
+        let counts = result
+            .transactions
+            .as_ref()
+            .map(|t| format!(" (transactions: {t})"))
+            .unwrap_or_default();
+        log.debug(format!("{label}: import run {number} is {state}{counts}"));
+        if Instant::now() + settings.tuning.poll_interval > deadline {
+            return Err(fail(format!(
+                "import run {number} did not complete within {} s (last state: {state})",
+                settings.tuning.poll_timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(settings.tuning.poll_interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn at(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").expect("timestamp")
+    }
+
+    fn changes(differential: bool, period_days: Option<u32>, since: Option<&str>) -> ChangeOptions {
+        ChangeOptions {
+            differential,
+            period_days,
+            since: since.map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")),
+        }
+    }
+
+    #[track_caller]
+    fn check(changes: ChangeOptions, last: Option<&str>, expected: Option<&str>) {
+        let now = at("2026-11-28 03:00:00");
+        let baseline = select_baseline(&changes, now, last.map(at));
+        assert_eq!(baseline.since(), expected.map(at), "{baseline:?}");
+    }
+
+    #[test]
+    fn changes_false_is_a_full_export_whatever_else_is_given() {
+        check(
+            changes(false, Some(7), Some("2026-01-01")),
+            Some("2026-11-20 00:00:00"),
+            None,
+        );
+    }
+
+    #[test]
+    fn changes_since_wins() {
+        check(
+            changes(true, Some(7), Some("2026-11-19")),
+            Some("2026-11-20 00:00:00"),
+            Some("2026-11-19 00:00:00"),
+        );
+    }
+
+    #[test]
+    fn changes_period_counts_back_from_now() {
+        check(
+            changes(true, Some(7), None),
+            Some("2026-11-27 00:00:00"),
+            Some("2026-11-21 03:00:00"),
+        );
+        check(
+            changes(true, Some(0), None),
+            None,
+            Some("2026-11-28 03:00:00"),
+        );
+    }
+
+    #[test]
+    fn history_is_the_default_baseline() {
+        check(
+            changes(true, None, None),
+            Some("2026-11-21 03:00:07"),
+            Some("2026-11-21 03:00:07"),
+        );
+    }
+
+    #[test]
+    fn no_history_means_full_export() {
+        check(changes(true, None, None), None, None);
+    }
+}

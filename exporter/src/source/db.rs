@@ -1,0 +1,466 @@
+//! Opening the operations database, the checks that read it, the baseline history, and
+//! the streaming of records.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+use super::{DataType, Source};
+use crate::error::ExportError;
+
+/// The schema version this exporter reads (`DatabaseConfiguration.SchemaVersion`).
+pub(crate) const SCHEMA_VERSION: &str = "1";
+
+/// Tables read whatever the selected data types.
+const COMMON_TABLES: &[&str] = &[
+    "DatabaseConfiguration",
+    "LicenseOption",
+    "ServiceNowExportHistory",
+];
+
+/// Timestamp format of `UpdatedDate` and `LastSuccessUTC` (UTC).
+pub(crate) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// One field value of a record, as read from the database.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FieldValue<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Cow<'a, str>),
+}
+
+impl<'a> From<ValueRef<'a>> for FieldValue<'a> {
+    fn from(value: ValueRef<'a>) -> Self {
+        match value {
+            ValueRef::Null => FieldValue::Null,
+            ValueRef::Integer(i) => FieldValue::Integer(i),
+            ValueRef::Real(f) => FieldValue::Real(f),
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                FieldValue::Text(String::from_utf8_lossy(bytes))
+            }
+        }
+    }
+}
+
+/// An open FNMS operations database.
+pub(crate) struct Database {
+    conn: Connection,
+    source: Source,
+}
+
+impl Database {
+    /// Opens the database. A file must exist (it is never created); a script is executed into
+    /// memory after its sibling `schema.sql`.
+    pub(crate) fn open(source: &Source) -> Result<Database, ExportError> {
+        let path = source.path();
+        let fail = |reason: String| ExportError::DatabaseOpen {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let conn = match source {
+            Source::File(path) => {
+                if !path.exists() {
+                    return Err(fail("no such file".into()));
+                }
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn =
+                    Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
+                conn.busy_timeout(Duration::from_secs(5))
+                    .map_err(|e| fail(e.to_string()))?;
+                // Opening is lazy: make SQLite read the header now.
+                conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+                    .map_err(|e| fail(e.to_string()))?;
+                conn
+            }
+            Source::Script(path) => {
+                let conn = Connection::open_in_memory().map_err(|e| fail(e.to_string()))?;
+                if let Some(schema) = sibling_schema(path) {
+                    execute_script(&conn, &schema).map_err(fail)?;
+                }
+                execute_script(&conn, path).map_err(fail)?;
+                conn
+            }
+        };
+        // Large ORDER BY sorts spill to disk rather than grow the heap.
+        conn.pragma_update(None, "temp_store", "FILE")
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Database {
+            conn,
+            source: source.clone(),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.source.path()
+    }
+
+    /// Whether changes (the export history) outlive this run.
+    pub(crate) fn is_persistent(&self) -> bool {
+        matches!(self.source, Source::File(_))
+    }
+
+    /// Step 1: the ServiceNow integration option is licensed and not expired on `today`.
+    pub(crate) fn check_licence(&self, today: NaiveDate) -> Result<(), ExportError> {
+        let row: Option<(Value, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT Licensed, ExpiryDate FROM LicenseOption WHERE Name = 'ServiceNowIntegration'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| {
+                ExportError::Licence(format!(
+                    "cannot read LicenseOption in '{}': {e}",
+                    self.path().display()
+                ))
+            })?;
+        let Some((licensed, expiry)) = row else {
+            return Err(ExportError::Licence(
+                "the ServiceNow integration option (ServiceNowIntegration) is not licensed".into(),
+            ));
+        };
+        if !matches!(licensed, Value::Integer(1)) {
+            return Err(ExportError::Licence(
+                "the ServiceNow integration option (ServiceNowIntegration) is not licensed (Licensed = 0)"
+                    .into(),
+            ));
+        }
+        if let Some(expiry) = expiry {
+            let date = expiry
+                .get(..10)
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .ok_or_else(|| {
+                    ExportError::Licence(format!(
+                        "the ServiceNow integration licence has an unreadable expiry date '{expiry}'"
+                    ))
+                })?;
+            if date < today {
+                return Err(ExportError::Licence(format!(
+                    "the ServiceNow integration licence expired on {date}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The endpoint recorded in `ServiceNowExportSetting` ([CLI-22R1]), if any.
+    pub(crate) fn recorded_endpoint(&self) -> Option<String> {
+        self.conn
+            .query_row(
+                "SELECT Value FROM ServiceNowExportSetting WHERE Name = 'Endpoint'",
+                [],
+                |row| row.get::<_, String>(0),
+            )
+            .ok()
+            .map(|e| e.trim().trim_start_matches('/').to_owned())
+            .filter(|e| !e.is_empty())
+    }
+
+    /// Step 4: the schema version, the tables, and that every query of the selected data
+    /// types compiles against this database.
+    pub(crate) fn check_schema(&self, data_types: &[DataType]) -> Result<(), ExportError> {
+        let fail = |reason: String| ExportError::DatabaseCheck {
+            path: self.path().to_path_buf(),
+            reason,
+        };
+        let version: Option<Value> = self
+            .conn
+            .query_row(
+                "SELECT Value FROM DatabaseConfiguration WHERE Property = 'SchemaVersion'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| fail(format!("cannot read the schema version: {e}")))?;
+        let version = match version {
+            Some(Value::Text(v)) => v,
+            Some(Value::Integer(v)) => v.to_string(),
+            Some(_) | None => return Err(fail("no SchemaVersion in DatabaseConfiguration".into())),
+        };
+        if version != SCHEMA_VERSION {
+            return Err(fail(format!(
+                "schema version {version} is not supported (expected {SCHEMA_VERSION})"
+            )));
+        }
+        let mut missing = Vec::new();
+        let needed = COMMON_TABLES
+            .iter()
+            .chain(data_types.iter().flat_map(|dt| dt.tables()));
+        for table in needed {
+            let exists: bool = self
+                .conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_schema
+                      WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE)",
+                    [table],
+                    |row| row.get(0),
+                )
+                .map_err(|e| fail(format!("cannot list tables: {e}")))?;
+            if !exists {
+                missing.push(*table);
+            }
+        }
+        if !missing.is_empty() {
+            return Err(fail(format!("missing tables: {}", missing.join(", "))));
+        }
+        for dt in data_types {
+            for differential in [false, true] {
+                self.conn.prepare(&dt.query(differential)).map_err(|e| {
+                    fail(format!(
+                        "the {} query does not match the database: {e}",
+                        dt.label()
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// When the data type last completed successfully (`ServiceNowExportHistory`).
+    pub(crate) fn last_success(&self, dt: DataType) -> Result<Option<NaiveDateTime>, ExportError> {
+        let fail = |reason: String| ExportError::DatabaseCheck {
+            path: self.path().to_path_buf(),
+            reason,
+        };
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT LastSuccessUTC FROM ServiceNowExportHistory WHERE DataType = ?1",
+                [dt.history_key()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| fail(format!("cannot read ServiceNowExportHistory: {e}")))?;
+        text.map(|t| {
+            parse_timestamp(&t).ok_or_else(|| {
+                fail(format!(
+                    "ServiceNowExportHistory has an unreadable LastSuccessUTC '{t}' for {}",
+                    dt.history_key()
+                ))
+            })
+        })
+        .transpose()
+    }
+
+    /// Records `started` as the data type's new baseline.
+    pub(crate) fn record_success(
+        &self,
+        dt: DataType,
+        started: NaiveDateTime,
+    ) -> Result<(), rusqlite::Error> {
+        self.conn.execute(
+            "INSERT INTO ServiceNowExportHistory (DataType, LastSuccessUTC) VALUES (?1, ?2)
+             ON CONFLICT (DataType) DO UPDATE SET LastSuccessUTC = excluded.LastSuccessUTC",
+            params![
+                dt.history_key(),
+                started.format(TIMESTAMP_FORMAT).to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Streams the data type's records in key order, changed on or after `baseline` if given,
+    /// calling `each` with every record's field values (in field order). One row in memory at
+    /// a time; `each` may do I/O (send a segment) between rows.
+    pub(crate) fn for_each_record(
+        &self,
+        dt: DataType,
+        baseline: Option<NaiveDateTime>,
+        mut each: impl FnMut(&mut dyn Iterator<Item = FieldValue<'_>>) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        let read_failed = |e: rusqlite::Error| ExportError::Export {
+            data_type: dt.label(),
+            reason: format!(
+                "cannot read the FNMS operations database '{}': {e}",
+                self.path().display()
+            ),
+        };
+        let mut statement = self
+            .conn
+            .prepare(&dt.query(baseline.is_some()))
+            .map_err(read_failed)?;
+        let mut rows = match baseline {
+            Some(baseline) => statement.query([baseline.format(TIMESTAMP_FORMAT).to_string()]),
+            None => statement.query([]),
+        }
+        .map_err(read_failed)?;
+        let width = dt.fields().len();
+        while let Some(row) = rows.next().map_err(read_failed)? {
+            let mut values = row_values(row, width);
+            each(&mut values)?;
+        }
+        Ok(())
+    }
+}
+
+fn row_values<'r>(row: &'r Row<'r>, width: usize) -> impl Iterator<Item = FieldValue<'r>> {
+    (0..width).map(move |i| {
+        row.get_ref(i)
+            .map(FieldValue::from)
+            .unwrap_or(FieldValue::Null)
+    })
+}
+
+/// Parses `YYYY-MM-DD HH:MM:SS` (also with `T`, or a bare date meaning midnight).
+pub(crate) fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
+    let text = text.trim().trim_end_matches('Z');
+    NaiveDateTime::parse_from_str(text, TIMESTAMP_FORMAT)
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+}
+
+/// The `schema.sql` beside a script, unless the script is that file.
+fn sibling_schema(script: &Path) -> Option<PathBuf> {
+    let schema = script.with_file_name("schema.sql");
+    if !schema.is_file() {
+        return None;
+    }
+    let same = match (schema.canonicalize(), script.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => schema == script,
+    };
+    (!same).then_some(schema)
+}
+
+fn execute_script(conn: &Connection, path: &Path) -> Result<(), String> {
+    let sql = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    conn.execute_batch(&sql)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/fnms")
+    }
+
+    fn golden() -> Database {
+        Database::open(&Source::Script(fixtures().join("golden.sql"))).expect("golden opens")
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 28).expect("date")
+    }
+
+    #[test]
+    fn golden_script_loads_after_its_schema() {
+        let db = golden();
+        db.check_licence(today()).expect("licensed");
+        db.check_schema(&DataType::ALL).expect("schema ok");
+        assert_eq!(
+            db.recorded_endpoint().as_deref(),
+            Some("api/x_fls_flexera_fnms/integration/fnmstosn")
+        );
+        assert!(!db.is_persistent());
+    }
+
+    #[test]
+    fn licence_rules() {
+        let db = golden();
+        db.conn
+            .execute_batch(
+                "UPDATE LicenseOption SET ExpiryDate = '2026-11-28' WHERE Name = 'ServiceNowIntegration'",
+            )
+            .expect("update");
+        db.check_licence(today())
+            .expect("expires today: still valid");
+        db.conn
+            .execute_batch("UPDATE LicenseOption SET ExpiryDate = '2026-11-27'")
+            .expect("update");
+        let err = db.check_licence(today()).expect_err("expired");
+        assert!(err.to_string().contains("expired on 2026-11-27"), "{err}");
+        db.conn
+            .execute_batch("UPDATE LicenseOption SET ExpiryDate = NULL, Licensed = 0")
+            .expect("update");
+        let err = db.check_licence(today()).expect_err("unlicensed");
+        assert!(err.to_string().starts_with("licence check failed"), "{err}");
+        db.conn
+            .execute_batch("DELETE FROM LicenseOption")
+            .expect("delete");
+        assert!(db.check_licence(today()).is_err());
+    }
+
+    #[test]
+    fn schema_check_names_the_problem() {
+        let db = golden();
+        db.conn
+            .execute_batch("UPDATE DatabaseConfiguration SET Value = '2'")
+            .expect("update");
+        let err = db.check_schema(&DataType::ALL).expect_err("version 2");
+        assert!(err.to_string().contains("schema version 2"), "{err}");
+        assert!(err.to_string().contains("golden.sql"), "{err}");
+
+        let db = golden();
+        db.conn
+            .execute_batch("DROP TABLE ContractComplianceComputer")
+            .expect("drop");
+        let err = db.check_schema(&DataType::ALL).expect_err("missing table");
+        assert!(
+            err.to_string().contains("ContractComplianceComputer"),
+            "{err}"
+        );
+        db.check_schema(&[DataType::HardwareInventory])
+            .expect("contracts not selected: table not needed");
+    }
+
+    #[test]
+    fn missing_file_is_reported_with_its_path() {
+        let err = match Database::open(&Source::File(PathBuf::from("/nonexistent/fnms.sqlite"))) {
+            Ok(_) => panic!("opened a missing file"),
+            Err(err) => err,
+        };
+        let text = err.to_string();
+        assert!(text.starts_with("database check failed: cannot open FNMS operations database '/nonexistent/fnms.sqlite'"), "{text}");
+    }
+
+    #[test]
+    fn history_round_trips() {
+        let db = golden();
+        assert_eq!(db.last_success(DataType::Contracts).expect("reads"), None);
+        let at = parse_timestamp("2026-11-27 03:00:00").expect("ts");
+        db.record_success(DataType::Contracts, at).expect("records");
+        assert_eq!(
+            db.last_success(DataType::Contracts).expect("reads"),
+            Some(at)
+        );
+        let later = parse_timestamp("2026-11-28T03:00:00Z").expect("ts");
+        db.record_success(DataType::Contracts, later)
+            .expect("records");
+        assert_eq!(
+            db.last_success(DataType::Contracts).expect("reads"),
+            Some(later)
+        );
+    }
+
+    #[test]
+    fn differential_query_filters_on_updated_date() {
+        let db = golden();
+        let mut ids = Vec::new();
+        db.for_each_record(
+            DataType::HardwareInventory,
+            parse_timestamp("2026-11-19"),
+            |values| {
+                match values.next() {
+                    Some(FieldValue::Integer(id)) => ids.push(id),
+                    other => panic!("ComputerID: {other:?}"),
+                }
+                Ok(())
+            },
+        )
+        .expect("streams");
+        assert_eq!(ids, vec![1, 2, 3]);
+    }
+}

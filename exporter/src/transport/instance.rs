@@ -1,0 +1,409 @@
+//! A ServiceNow instance as the exporter sees it: one authenticated HTTP client, the refresh
+//! token it trades for access tokens, and three kinds of calls, each retried by the policy.
+
+use std::fmt;
+use std::path::Path;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+
+use super::messages::{Envelope, SAM_PLUGIN_MISSING, Transaction, TxResult, return_code_name};
+use super::retry::{Attempt, RetryPolicy, retry_after};
+use crate::log::Log;
+
+/// Why a call to the instance did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Every one of `tries` tries failed; `last` says how the last one did.
+    Exhausted { tries: u32, last: String },
+    /// Return code 30: abandon the export at once (documented [EXP-22R2]).
+    Abandoned(String),
+    /// The refresh token was refused, or the access token twice.
+    Unauthorized(String),
+    /// A refusal that retrying cannot change (e.g. a Table API ACL).
+    Refused(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Exhausted { tries, last } => {
+                write!(f, "not accepted after {tries} tries; last: {last}")
+            }
+            Failure::Abandoned(reason)
+            | Failure::Unauthorized(reason)
+            | Failure::Refused(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// What a Table API query returned: the total count and the first record.
+#[derive(Debug, Clone)]
+pub(crate) struct TableAnswer {
+    pub(crate) count: u64,
+    pub(crate) first: Option<serde_json::Value>,
+}
+
+/// Connection settings of an [`Instance`].
+pub(crate) struct InstanceConfig<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) endpoint: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) client_secret: &'a str,
+    pub(crate) refresh_token: &'a str,
+    pub(crate) ca_file: Option<&'a Path>,
+    pub(crate) request_timeout: std::time::Duration,
+    pub(crate) policy: RetryPolicy,
+}
+
+pub(crate) struct Instance {
+    client: Client,
+    base: String,
+    endpoint_path: String,
+    client_id: String,
+    client_secret: String,
+    refresh_token: String,
+    access_token: Option<String>,
+    policy: RetryPolicy,
+}
+
+impl Instance {
+    /// Builds the HTTP client. Fails only on a bad `ca_file`.
+    pub(crate) fn new(config: InstanceConfig<'_>) -> Result<Instance, String> {
+        let mut builder = Client::builder()
+            .timeout(config.request_timeout)
+            .user_agent(concat!(
+                "fnmp_servicenow_export/",
+                env!("CARGO_PKG_VERSION")
+            ));
+        if let Some(path) = config.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read CA file '{}': {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                format!("CA file '{}' holds no PEM certificate: {e}", path.display())
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Instance {
+            client,
+            base: config.url.to_owned(),
+            endpoint_path: config.endpoint.to_owned(),
+            client_id: config.client_id.to_owned(),
+            client_secret: config.client_secret.to_owned(),
+            refresh_token: config.refresh_token.to_owned(),
+            access_token: None,
+            policy: config.policy,
+        })
+    }
+
+    /// Sets the integration endpoint path (`-endpoint`, the database's setting, or the default).
+    pub(crate) fn set_endpoint(&mut self, endpoint: &str) {
+        endpoint
+            .trim_start_matches('/')
+            .clone_into(&mut self.endpoint_path);
+    }
+
+    pub(crate) fn endpoint_path(&self) -> &str {
+        &self.endpoint_path
+    }
+
+    /// Trades the refresh token for an access token at `/oauth_token.do` (wire-protocol §2).
+    pub(crate) fn authorise(&mut self, log: &mut Log) -> Result<(), Failure> {
+        let url = format!("{}/oauth_token.do", self.base);
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.as_str()),
+            ("refresh_token", self.refresh_token.as_str()),
+        ];
+        let client = &self.client;
+        let token = self.policy.run(
+            log,
+            "token request",
+            |log| {
+                let response = match client
+                    .post(&url)
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .form(&form)
+                    .send()
+                {
+                    Ok(response) => response,
+                    Err(e) => return transport_error(&e),
+                };
+                let status = response.status();
+                log.debug(format!("POST /oauth_token.do -> {}", status.as_u16()));
+                match status {
+                    StatusCode::OK => match response.json::<serde_json::Value>() {
+                        Ok(body) => match body.get("access_token").and_then(|t| t.as_str()) {
+                            Some(token) if !token.is_empty() => Attempt::Done(token.to_owned()),
+                            _ => Attempt::Retry {
+                                reason: "token response has no access_token".into(),
+                                retry_after: None,
+                            },
+                        },
+                        Err(e) => Attempt::Retry {
+                            reason: format!("unreadable token response: {e}"),
+                            retry_after: None,
+                        },
+                    },
+                    StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                        Attempt::Fail(Failure::Unauthorized(format!(
+                            "the instance refused the refresh token: HTTP {}{}",
+                            status.as_u16(),
+                            oauth_error(response)
+                        )))
+                    }
+                    _ if retryable(status) => retry_status(response),
+                    _ => Attempt::Fail(Failure::Refused(format!(
+                        "unexpected HTTP {} from /oauth_token.do{}",
+                        status.as_u16(),
+                        error_message(response)
+                    ))),
+                }
+            },
+            |tries, last| Failure::Exhausted { tries, last },
+        )?;
+        self.access_token = Some(token);
+        Ok(())
+    }
+
+    /// Sends a transaction to the integration endpoint with the policy's retries (same body,
+    /// same `transactionId`). Return code 0 is success, 30 abandons, any other is retried.
+    pub(crate) fn transact(
+        &mut self,
+        log: &mut Log,
+        what: &str,
+        transaction: &Transaction<'_>,
+    ) -> Result<TxResult, Failure> {
+        let body = serde_json::to_vec(transaction)
+            .map_err(|e| Failure::Refused(format!("cannot encode the request: {e}")))?;
+        let url = format!("{}/{}", self.base, self.endpoint_path);
+        let path = format!("/{}", self.endpoint_path);
+        self.send(
+            log,
+            what,
+            &|client, token| {
+                client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .body(body.clone())
+            },
+            &mut |log, response| {
+                let status = response.status();
+                log.debug(format!(
+                    "POST {path} ({}) -> {}",
+                    transaction.transaction_type,
+                    status.as_u16()
+                ));
+                if status == StatusCode::OK {
+                    match response.json::<Envelope>() {
+                        Ok(Envelope { result }) if result.return_code == 0 => Attempt::Done(result),
+                        Ok(Envelope { result }) if result.return_code == SAM_PLUGIN_MISSING => {
+                            Attempt::Fail(Failure::Abandoned(format!(
+                                "returnCode 30 SAM_PLUGIN_MISSING{}",
+                                message_suffix(result.message.as_deref())
+                            )))
+                        }
+                        Ok(Envelope { result }) => Attempt::Retry {
+                            reason: format!(
+                                "returnCode {} {}{}",
+                                result.return_code,
+                                return_code_name(result.return_code),
+                                message_suffix(result.message.as_deref())
+                            ),
+                            retry_after: None,
+                        },
+                        Err(e) => Attempt::Retry {
+                            reason: format!("unreadable response: {e}"),
+                            retry_after: None,
+                        },
+                    }
+                } else {
+                    // Every refusal is a failed try (wire-protocol §3.1); 401 is handled by send.
+                    retry_status(response)
+                }
+            },
+        )
+    }
+
+    /// `GET /api/now/table/{table}?sysparm_query=…&sysparm_limit=1` (wire-protocol §5).
+    pub(crate) fn table_query(
+        &mut self,
+        log: &mut Log,
+        what: &str,
+        table: &str,
+        query: &str,
+    ) -> Result<TableAnswer, Failure> {
+        let url = format!("{}/api/now/table/{table}", self.base);
+        let path = format!("/api/now/table/{table}");
+        self.send(
+            log,
+            what,
+            &|client, token| {
+                client
+                    .get(&url)
+                    .bearer_auth(token)
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .query(&[("sysparm_query", query), ("sysparm_limit", "1")])
+            },
+            &mut |log, response| {
+                let status = response.status();
+                log.debug(format!("GET {path} -> {}", status.as_u16()));
+                if status == StatusCode::OK {
+                    let total = response
+                        .headers()
+                        .get("X-Total-Count")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    match response.json::<serde_json::Value>() {
+                        Ok(body) => {
+                            let records = body.get("result").and_then(|r| r.as_array());
+                            match records {
+                                Some(records) => Attempt::Done(TableAnswer {
+                                    count: total.unwrap_or(records.len() as u64),
+                                    first: records.first().cloned(),
+                                }),
+                                None => Attempt::Retry {
+                                    reason: format!("response from {path} has no result list"),
+                                    retry_after: None,
+                                },
+                            }
+                        }
+                        Err(e) => Attempt::Retry {
+                            reason: format!("unreadable response from {path}: {e}"),
+                            retry_after: None,
+                        },
+                    }
+                } else if retryable(status) {
+                    retry_status(response)
+                } else {
+                    Attempt::Fail(Failure::Refused(format!(
+                        "HTTP {} from {path}{}",
+                        status.as_u16(),
+                        error_message(response)
+                    )))
+                }
+            },
+        )
+    }
+
+    /// One request with the policy's retries. Obtains an access token first if there is none;
+    /// on a 401 trades the refresh token once more and repeats the request (not counted as a
+    /// try); a second 401 fails.
+    fn send<T>(
+        &mut self,
+        log: &mut Log,
+        what: &str,
+        request: &dyn Fn(&Client, &str) -> RequestBuilder,
+        interpret: &mut dyn FnMut(&mut Log, Response) -> Attempt<T, Failure>,
+    ) -> Result<T, Failure> {
+        let policy = self.policy.clone();
+        let mut refreshed = false;
+        policy.run(
+            log,
+            what,
+            |log| loop {
+                if self.access_token.is_none()
+                    && let Err(failure) = self.authorise(log)
+                {
+                    return Attempt::Fail(failure);
+                }
+                let token = self.access_token.clone().unwrap_or_default();
+                let response = match request(&self.client, &token).send() {
+                    Ok(response) => response,
+                    Err(e) => return transport_error(&e),
+                };
+                if response.status() != StatusCode::UNAUTHORIZED {
+                    return interpret(log, response);
+                }
+                if refreshed {
+                    return Attempt::Fail(Failure::Unauthorized(
+                        "the instance refused the access token again after a refresh (HTTP 401)"
+                            .into(),
+                    ));
+                }
+                log.debug(format!(
+                    "{what}: access token refused (HTTP 401); trading the refresh token again"
+                ));
+                refreshed = true;
+                self.access_token = None;
+            },
+            |tries, last| Failure::Exhausted { tries, last },
+        )
+    }
+}
+
+fn retryable(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
+fn transport_error<T, F>(error: &reqwest::Error) -> Attempt<T, F> {
+    let kind = if error.is_timeout() {
+        "request timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "transport error"
+    };
+    Attempt::Retry {
+        reason: format!("{kind}: {}", error_chain(error)),
+        retry_after: None,
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A failed try from an HTTP status, honouring `Retry-After`.
+fn retry_status<T, F>(response: Response) -> Attempt<T, F> {
+    let status = response.status().as_u16();
+    let after = retry_after(&response);
+    Attempt::Retry {
+        reason: format!("HTTP {status}{}", error_message(response)),
+        retry_after: after,
+    }
+}
+
+/// `: message` from ServiceNow's error envelope, if the body is one.
+fn error_message(response: Response) -> String {
+    let body: Option<serde_json::Value> = response.json().ok();
+    let message = body.as_ref().and_then(|b| {
+        b.pointer("/error/message")
+            .or_else(|| b.pointer("/result/message"))
+            .and_then(|m| m.as_str())
+    });
+    message_suffix(message)
+}
+
+/// `: access_denied` from an OAuth error body.
+fn oauth_error(response: Response) -> String {
+    let body: Option<serde_json::Value> = response.json().ok();
+    let message = body.as_ref().and_then(|b| {
+        b.get("error_description")
+            .or_else(|| b.get("error"))
+            .and_then(|m| m.as_str())
+    });
+    message_suffix(message)
+}
+
+fn message_suffix(message: Option<&str>) -> String {
+    match message {
+        Some(m) if !m.is_empty() => format!(": {m}"),
+        _ => String::new(),
+    }
+}
