@@ -24,12 +24,23 @@ pub enum StoreError {
 
 /// The class restriction for queries on `table`, as SQL plus parameters.
 pub fn class_filter(table: &Table) -> (String, Vec<Value>) {
+    class_filter_with(table, "sys_class_name")
+}
+
+/// Like [`class_filter`], but never through the `sys_class_name` index: for lookups by a
+/// selective indexed column (coalesce, references), where SQLite without statistics might
+/// otherwise walk every row of the class.
+pub fn class_filter_unindexed(table: &Table) -> (String, Vec<Value>) {
+    class_filter_with(table, "+sys_class_name")
+}
+
+fn class_filter_with(table: &Table, expr: &str) -> (String, Vec<Value>) {
     if table.covers_physical {
         ("1=1".to_owned(), Vec::new())
     } else {
         let marks = vec!["?"; table.classes.len()].join(",");
         (
-            format!("sys_class_name IN ({marks})"),
+            format!("{expr} IN ({marks})"),
             table
                 .classes
                 .iter()

@@ -5,7 +5,7 @@ use anyhow::Result;
 use rusqlite::Connection;
 
 use super::quote;
-use crate::catalog::{Catalog, Column};
+use crate::catalog::{Catalog, Column, ColumnType};
 
 fn sql_type(col: &Column) -> &'static str {
     if col.name == "sys_id" {
@@ -23,8 +23,11 @@ pub fn migrate(conn: &Connection, catalog: &Catalog) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS _emulator_numbers (table_name TEXT PRIMARY KEY, next INTEGER NOT NULL);",
     )?;
     for table in &catalog.physical {
-        let cols: Vec<String> = table
-            .columns
+        // Long text (xml) columns go last: SQLite reads a record's columns in order, so a
+        // column stored after a 500 kB payload would cost a walk of its overflow pages.
+        let mut ordered: Vec<&Column> = table.columns.iter().collect();
+        ordered.sort_by_key(|c| c.kind == ColumnType::Xml);
+        let cols: Vec<String> = ordered
             .iter()
             .map(|c| format!("{} {}", quote(&c.name), sql_type(c)))
             .collect();

@@ -14,7 +14,10 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use crate::catalog::{Catalog, ChoiceAction, Column, Converter, FieldMap, Table, TransformMap};
-use crate::store::{self, StoreError, class_filter, new_sys_id, next_number, quote, to_sql};
+use crate::store::{
+    self, StoreError, class_filter_unindexed as class_filter, new_sys_id, next_number, quote,
+    to_sql,
+};
 
 const MB: i64 = 1 << 20;
 const GB: i64 = 1 << 30;

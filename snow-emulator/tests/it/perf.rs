@@ -17,11 +17,23 @@ fn inventory(from: usize, to: usize) -> String {
     for i in from..to {
         let virt = i % 5 == 0;
         let (device, os, model) = if virt {
-            ("Virtual Machine", "Microsoft Windows Server 2022 Standard", "VMware Virtual Platform".to_owned())
+            (
+                "Virtual Machine",
+                "Microsoft Windows Server 2022 Standard",
+                "VMware Virtual Platform".to_owned(),
+            )
         } else if i % 7 == 0 {
-            ("Computer", "Red Hat Enterprise Linux 9.4", format!("PowerEdge R{}", 600 + i % 50))
+            (
+                "Computer",
+                "Red Hat Enterprise Linux 9.4",
+                format!("PowerEdge R{}", 600 + i % 50),
+            )
         } else {
-            ("Computer", "Microsoft Windows 11 Enterprise", format!("Latitude {}", 7000 + i % 40))
+            (
+                "Computer",
+                "Microsoft Windows 11 Enterprise",
+                format!("Latitude {}", 7000 + i % 40),
+            )
         };
         xml.push_str(&format!(
             "  <Inventory>\n    <ComputerID>{i}</ComputerID>\n    <ComputerName>HOST-{i:06}</ComputerName>\n    <Domain>corp.example.com</Domain>\n    <DeviceType>{device}</DeviceType>\n    <OperatingSystem>{os}</OperatingSystem>\n    <Manufacturer>Dell Inc.</Manufacturer>\n    <ModelNo>{model}</ModelNo>\n    <SerialNo>SN{i:08}</SerialNo>\n    <ChassisType>Desktop</ChassisType>\n    <ComputerType>Computer</ComputerType>\n    <TotalMemory>17179869184</TotalMemory>\n    <TotalDiskSpace>512110190592</TotalDiskSpace>\n    <NumberOfProcessors>1</NumberOfProcessors>\n    <NumberOfCores>8</NumberOfCores>\n    <ProcessorType>Intel(R) Core(TM) i7</ProcessorType>\n    <MaxClockSpeed>2400</MaxClockSpeed>\n    <IPAddress>10.0.{}.{}</IPAddress>\n    <MACAddress>00:50:56:00:{:02X}:{:02X}</MACAddress>\n    <InventoryDate>2026-11-20 08:15:00</InventoryDate>\n  </Inventory>\n",
@@ -50,7 +62,9 @@ fn floor(src: &std::path::Path, dst: &std::path::Path, tables: &[&str]) -> (Dura
         for d in ddl {
             to.execute_batch(&d).expect("ddl");
         }
-        let mut stmt = from.prepare(&format!("SELECT * FROM \"{t}\"")).expect("prepare");
+        let mut stmt = from
+            .prepare(&format!("SELECT * FROM \"{t}\""))
+            .expect("prepare");
         let n = stmt.column_count();
         let rows: Vec<Vec<Sql>> = stmt
             .query_map([], |r| (0..n).map(|i| r.get::<_, Sql>(i)).collect())
@@ -60,7 +74,8 @@ fn floor(src: &std::path::Path, dst: &std::path::Path, tables: &[&str]) -> (Dura
         rows_total += rows.len();
         data.push((t.to_string(), n, rows));
     }
-    to.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").expect("pragma");
+    to.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        .expect("pragma");
     let start = Instant::now();
     let tx = to.unchecked_transaction().expect("tx");
     for (t, n, rows) in &data {
@@ -77,18 +92,39 @@ fn floor(src: &std::path::Path, dst: &std::path::Path, tables: &[&str]) -> (Dura
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run explicitly"]
 async fn perf_inventory_throughput() {
-    let n: usize = std::env::var("BENCH_COMPUTERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let n: usize = std::env::var("BENCH_COMPUTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("bench.sqlite");
-    let emu = Emulator::start_with(Config { db: db.to_string_lossy().into_owned(), ..Default::default() }).await;
+    let emu = Emulator::start_with(Config {
+        db: db.to_string_lossy().into_owned(),
+        ..Default::default()
+    })
+    .await;
     let token = emu.token().await;
-    let segments: Vec<String> = (0..n).step_by(500).map(|s| inventory(s, (s + 500).min(n))).collect();
+    let segments: Vec<String> = (0..n)
+        .step_by(500)
+        .map(|s| inventory(s, (s + 500).min(n)))
+        .collect();
     let start = Instant::now();
     let count = segments.len();
     for (i, xml) in segments.iter().enumerate() {
         let records = xml.matches("<Inventory>").count() as i64;
         let r = emu
-            .fnms(&token, &segment(&format!("t{i}"), "inventory_export", "bench", i as i64 + 1, i + 1 == count, xml, records))
+            .fnms(
+                &token,
+                &segment(
+                    &format!("t{i}"),
+                    "inventory_export",
+                    "bench",
+                    i as i64 + 1,
+                    i + 1 == count,
+                    xml,
+                    records,
+                ),
+            )
             .await;
         assert_eq!(r["returnCode"], json!(0), "{r}");
     }
@@ -108,7 +144,11 @@ async fn perf_inventory_throughput() {
     let (floor_time, rows) = floor(
         &db,
         &dir.path().join("floor.sqlite"),
-        &["cmdb_ci", "cmdb_model", "x_fls_flexera_fnms_inventory_import"],
+        &[
+            "cmdb_ci",
+            "cmdb_model",
+            "x_fls_flexera_fnms_inventory_import",
+        ],
     );
     println!(
         "perf: {n} computers in {count} segments: sent in {:.2}s, imported in {:.2}s ({:.0} computers/s); floor: {rows} rows in {:.2}s; ratio {:.1}x",
