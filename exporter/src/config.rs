@@ -231,7 +231,15 @@ fn read_config(path: &Path) -> Result<ConfigFile, ExportError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    toml::from_str(&text).map_err(|e| bad(e.to_string().trim_end().replace('\n', " ")))
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        match line {
+            Some(line) => bad(format!("line {line}: {}", e.message())),
+            None => bad(e.message().to_owned()),
+        }
+    })
 }
 
 fn normalise_url(url: &str) -> Result<String, ExportError> {

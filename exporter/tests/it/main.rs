@@ -1,1 +1,13 @@
-fn main() {}
+//! The exporter's integration tests: one binary, one module per behaviour.
+//!
+//! Everything runs in-process against `fixtures/` and a wiremock instance; the emulator is
+//! deliberately not used here (the two programs meet only in the conformance suite).
+
+mod cli;
+mod differential;
+mod golden_payloads;
+mod golden_requests;
+mod helpers;
+mod preflight;
+mod retry;
+mod xml_props;
