@@ -397,21 +397,23 @@ fn resolve_condition(source: &Table, def: &ConditionDef) -> Result<Condition> {
         "condition on unknown source column {}",
         def.field
     );
+    let lower = |v: &str| v.trim().to_lowercase();
+    let lower_all = |vs: &[String]| vs.iter().map(|v| lower(v)).collect::<Vec<_>>();
     let mut ops = Vec::new();
     if let Some(v) = &def.equals {
-        ops.push(CondOp::Equals(v.clone()));
+        ops.push(CondOp::Equals(lower(v)));
     }
     if let Some(v) = &def.not_equals {
-        ops.push(CondOp::NotEquals(v.clone()));
+        ops.push(CondOp::NotEquals(lower(v)));
     }
     if let Some(v) = &def.in_list {
-        ops.push(CondOp::In(v.clone()));
+        ops.push(CondOp::In(lower_all(v)));
     }
     if let Some(v) = &def.contains_any {
-        ops.push(CondOp::ContainsAny(v.clone()));
+        ops.push(CondOp::ContainsAny(lower_all(v)));
     }
     if let Some(v) = &def.contains_all {
-        ops.push(CondOp::ContainsAll(v.clone()));
+        ops.push(CondOp::ContainsAll(lower_all(v)));
     }
     if let Some(v) = def.is_empty {
         ops.push(CondOp::IsEmpty(v));

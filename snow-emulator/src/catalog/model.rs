@@ -141,14 +141,16 @@ pub struct Condition {
 }
 
 impl Condition {
+    /// Whether the condition holds for a source value. The operands were lowercased when
+    /// the catalog was loaded.
     pub fn holds(&self, value: Option<&str>) -> bool {
         let v = value.unwrap_or("").trim().to_lowercase();
         match &self.op {
-            CondOp::Equals(x) => v == x.to_lowercase(),
-            CondOp::NotEquals(x) => v != x.to_lowercase(),
-            CondOp::In(xs) => xs.iter().any(|x| v == x.to_lowercase()),
-            CondOp::ContainsAny(xs) => xs.iter().any(|x| v.contains(&x.to_lowercase())),
-            CondOp::ContainsAll(xs) => xs.iter().all(|x| v.contains(&x.to_lowercase())),
+            CondOp::Equals(x) => v == *x,
+            CondOp::NotEquals(x) => v != *x,
+            CondOp::In(xs) => xs.iter().any(|x| v == *x),
+            CondOp::ContainsAny(xs) => xs.iter().any(|x| v.contains(x.as_str())),
+            CondOp::ContainsAll(xs) => xs.iter().all(|x| v.contains(x.as_str())),
             CondOp::IsEmpty(want) => v.is_empty() == *want,
         }
     }

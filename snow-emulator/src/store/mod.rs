@@ -42,7 +42,7 @@ impl Store {
         .with_context(|| format!("failed to open database {path}"))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; \
-             PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+             PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=16384;",
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&conn, &catalog).context("failed to create the schema")?;

@@ -8,6 +8,7 @@
 //! Statements are prepared once per map and cached by SQLite; the caller wraps a whole
 //! Import Transaction in one SQLite transaction.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
@@ -54,7 +55,14 @@ pub struct Engine<'c> {
     catalog: &'c Catalog,
     maps: Vec<PreparedMap<'c>>,
     user: String,
+    /// Resolved references (table, field, value folded like SQLite's NOCASE) → sys_id. Only
+    /// hits are kept: records are not deleted while a transaction is processed, so a hit
+    /// stays true, while a miss may not (a map may insert the record).
+    references: RefCell<HashMap<(String, String, String), String>>,
 }
+
+/// Bound on the reference cache (distinct model numbers, publishers… per transaction).
+const REFERENCE_CACHE: usize = 50_000;
 
 fn property_allows(
     conn: &Connection,
@@ -160,6 +168,7 @@ impl<'c> Engine<'c> {
             catalog,
             maps,
             user: user.to_owned(),
+            references: RefCell::new(HashMap::new()),
         })
     }
 
@@ -283,6 +292,14 @@ impl<'c> Engine<'c> {
         let Some(table) = col.reference.as_deref().and_then(|t| self.catalog.table(t)) else {
             return Ok(Err(format!("{} is not a reference column", col.name)));
         };
+        let key = (
+            table.name.clone(),
+            field.to_owned(),
+            raw.to_ascii_lowercase(),
+        );
+        if let Some(id) = self.references.borrow().get(&key) {
+            return Ok(Ok(Some(Value::Text(id.clone()))));
+        }
         let (filter, mut params) = class_filter(table);
         params.insert(0, Value::Text(raw.to_owned()));
         let sql = format!(
@@ -294,8 +311,18 @@ impl<'c> Engine<'c> {
             .prepare_cached(&sql)?
             .query_row(params_from_iter(params), |r| r.get(0))
             .optional()?;
+        let remember = |id: &str| {
+            let mut cache = self.references.borrow_mut();
+            if cache.len() >= REFERENCE_CACHE {
+                cache.clear();
+            }
+            cache.insert(key.clone(), id.to_owned());
+        };
         Ok(match (found, action) {
-            (Some(id), _) => Ok(Some(Value::Text(id))),
+            (Some(id), _) => {
+                remember(&id);
+                Ok(Some(Value::Text(id)))
+            }
             (None, ChoiceAction::Ignore) => Ok(None),
             (None, ChoiceAction::Reject) => Err(format!(
                 "{}: reference value '{raw}' rejected (no {} with {field} = '{raw}')",
