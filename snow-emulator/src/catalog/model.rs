@@ -148,7 +148,7 @@ impl Condition {
         match &self.op {
             CondOp::Equals(x) => v == *x,
             CondOp::NotEquals(x) => v != *x,
-            CondOp::In(xs) => xs.iter().any(|x| v == *x),
+            CondOp::In(xs) => xs.contains(&v),
             CondOp::ContainsAny(xs) => xs.iter().any(|x| v.contains(x.as_str())),
             CondOp::ContainsAll(xs) => xs.iter().all(|x| v.contains(x.as_str())),
             CondOp::IsEmpty(want) => v.is_empty() == *want,
