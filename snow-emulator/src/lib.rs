@@ -176,10 +176,13 @@ pub async fn serve(
     let local_addr = listener.local_addr()?;
     let instance = Instance::start(config, "http", local_addr).await?;
     let router = instance.router.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server failed")?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("server failed")?;
     instance.finish().await;
     Ok(())
 }
@@ -212,7 +215,12 @@ pub async fn serve_tls(
     });
     axum_server::tls_rustls::from_tcp_rustls(listener, tls)?
         .handle(handle)
-        .serve(instance.router.clone().into_make_service())
+        .serve(
+            instance
+                .router
+                .clone()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
         .await
         .context("server failed")?;
     instance.finish().await;

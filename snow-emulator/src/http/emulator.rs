@@ -1,12 +1,13 @@
-//! `/_emulator/…`: controls for tests and developers, not part of ServiceNow. `health` is
-//! open; the controls that change state need an administrator (Basic or Bearer).
+//! `/_emulator/…`: controls for tests and developers, not part of ServiceNow. `health` and
+//! `catalog` are open; the controls that change state are open to loopback clients and
+//! otherwise need an administrator (see [`super::ControlAccess`]).
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use super::{AdminUser, AppState, read_body};
+use super::{AppState, ControlAccess, read_body};
 use crate::error::ApiError;
 use crate::store;
 
@@ -53,7 +54,7 @@ pub async fn catalog(State(state): State<AppState>) -> Json<Value> {
 /// Wipes every record and seeds the instance afresh.
 pub async fn reset(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    _access: ControlAccess,
 ) -> Result<Json<Value>, ApiError> {
     let config = state.config.clone();
     state
@@ -67,14 +68,14 @@ pub async fn reset(
     Ok(Json(json!({ "status": "reset" })))
 }
 
-pub async fn worker(State(state): State<AppState>, AdminUser(_admin): AdminUser) -> Json<Value> {
+pub async fn worker(State(state): State<AppState>, _access: ControlAccess) -> Json<Value> {
     Json(json!({ "paused": state.worker.paused() }))
 }
 
 /// `{"paused": true}` stops the worker after the transaction in progress; `false` resumes.
 pub async fn set_worker(
     State(state): State<AppState>,
-    AdminUser(_admin): AdminUser,
+    _access: ControlAccess,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = read_body(body).await?;

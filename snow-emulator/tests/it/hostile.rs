@@ -186,3 +186,62 @@ async fn unknown_paths_and_methods_get_the_envelope() {
     assert_eq!(body["status"], "failure");
     emu.stop().await;
 }
+
+#[tokio::test]
+async fn controls_are_open_on_loopback() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    let r = emu
+        .fnms(
+            &token,
+            &segment(
+                "t1",
+                "inventory_export",
+                "run",
+                1,
+                true,
+                "<Inventories/>",
+                0,
+            ),
+        )
+        .await;
+    assert_eq!(r["returnCode"], 0);
+    // No credentials needed from 127.0.0.1 (the conformance suite resets this way).
+    let r = emu
+        .client
+        .post(emu.url("/_emulator/reset"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        emu.records("x_fls_flexera_fnms_import_run", "")
+            .await
+            .is_empty()
+    );
+    let r = emu
+        .client
+        .post(emu.url("/_emulator/worker"))
+        .json(&json!({"paused": "yes"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = emu
+        .client
+        .get(emu.url("/_emulator/catalog"))
+        .send()
+        .await
+        .expect("send");
+    let catalog: Value = r.json().await.expect("json");
+    let maps = catalog["transform_maps"].as_array().expect("maps");
+    assert_eq!(maps.len(), 3);
+    assert!(
+        catalog["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .any(|t| t["name"] == "cmdb_ci_aix_server" && t["physical"] == "cmdb_ci")
+    );
+    emu.stop().await;
+}
