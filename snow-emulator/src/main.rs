@@ -46,16 +46,16 @@ struct Cli {
     /// TLS private key (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_cert", value_hint = clap::ValueHint::FilePath)]
     tls_key: Option<PathBuf>,
-    /// Password of the admin user.
+    /// Password of the admin user (default: admin, accepted on loopback only).
     #[arg(long, env = "SNOW_ADMIN_PASSWORD", default_value = snow_emulator::DEFAULT_ADMIN_PASSWORD, hide_env_values = true, hide_default_value = true)]
     admin_password: String,
-    /// Password of the fnms.integration user.
+    /// Password of the fnms.integration user (default: integration, loopback only).
     #[arg(long, env = "SNOW_INTEGRATION_PASSWORD", default_value = snow_emulator::DEFAULT_INTEGRATION_PASSWORD, hide_env_values = true, hide_default_value = true)]
     integration_password: String,
-    /// OAuth client id.
+    /// OAuth client id of the "FNMS Export" Application Registry record.
     #[arg(long, env = "SNOW_OAUTH_CLIENT_ID", default_value = snow_emulator::DEFAULT_OAUTH_CLIENT_ID)]
     oauth_client_id: String,
-    /// OAuth client secret.
+    /// OAuth client secret (default: documented in docs/emulator.md, loopback only).
     #[arg(long, env = "SNOW_OAUTH_CLIENT_SECRET", default_value = snow_emulator::DEFAULT_OAUTH_CLIENT_SECRET, hide_env_values = true, hide_default_value = true)]
     oauth_client_secret: String,
 }

@@ -44,7 +44,16 @@ pub async fn run(store: Store, control: Arc<WorkerControl>, mut shutdown: watch:
             match tokio::task::spawn_blocking(move || crate::app::process::process_next(&s)).await {
                 Ok(Ok(did)) => worked = did,
                 Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "worker failed"),
-                Err(e) => tracing::error!(error = %e, "worker task failed"),
+                Err(e) => {
+                    // A bug, not bad input: fail the transaction rather than retry it forever.
+                    tracing::error!(error = %e, "processing a transaction panicked");
+                    let s = store.clone();
+                    let why = format!("processing failed unexpectedly: {e}");
+                    let _ = tokio::task::spawn_blocking(move || {
+                        crate::app::process::fail_processing(&s, &why)
+                    })
+                    .await;
+                }
             }
         }
         if worked {

@@ -32,6 +32,21 @@ pub fn process_next(store: &Store) -> Result<bool> {
     result
 }
 
+/// Marks the transaction left `processing` by a crashed (panicked) attempt as failed, so a
+/// poisoned transaction cannot block the queue forever.
+pub fn fail_processing(store: &Store, why: &str) -> Result<()> {
+    let catalog = store.catalog();
+    let mut conn = store.lock();
+    let transactions = table(catalog, TRANSACTION_TABLE)?;
+    let stuck = store::parse_encoded_query("state=processing^ORDERBYnumber");
+    if let Some(t) = store::find(&conn, transactions, &stuck, 1, 0)?.pop() {
+        let tx = conn.transaction()?;
+        finish(&tx, catalog, &t, "failed", why)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn process_locked(conn: &mut Connection, catalog: &Catalog) -> Result<bool> {
     let transactions = table(catalog, TRANSACTION_TABLE)?;
     let unfinished = store::parse_encoded_query("state!=succeeded^state!=failed^ORDERBYnumber");

@@ -2,6 +2,7 @@
 //! as the exporter and real ServiceNow clients drive it.
 
 mod check;
+mod cli;
 mod durability;
 mod fnmstosn;
 mod hostile;
