@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::{AppState, AuthUser, BaseUrl, read_body};
 use crate::auth;
-use crate::catalog::{Catalog, ColumnType, Table};
+use crate::catalog::{Catalog, Column, ColumnType, Table};
 use crate::error::ApiError;
 use crate::store::{self, Fields, Op, StoreError};
 
@@ -107,6 +107,103 @@ fn format_of(params: &Params, base: String) -> Format {
     }
 }
 
+/// One column's value as the Table API shows it in the requested mode.
+fn render_value(
+    conn: &Connection,
+    catalog: &Catalog,
+    col: &Column,
+    value: String,
+    fmt: &Format,
+) -> Result<Value, StoreError> {
+    Ok(match (col.kind, fmt.mode) {
+        (ColumnType::Reference, mode) if !value.is_empty() => {
+            let target = col.reference.as_deref().unwrap_or_default();
+            let link = format!("{}/api/now/table/{target}/{value}", fmt.base);
+            let display = || store::display_value(conn, catalog, target, &value);
+            let mut obj = Map::new();
+            match mode {
+                DisplayMode::Value if fmt.exclude_link => Value::String(value),
+                DisplayMode::Display if fmt.exclude_link => Value::String(display()?),
+                DisplayMode::Value => {
+                    obj.insert("link".into(), json!(link));
+                    obj.insert("value".into(), json!(value));
+                    Value::Object(obj)
+                }
+                DisplayMode::Display => {
+                    obj.insert("display_value".into(), json!(display()?));
+                    obj.insert("link".into(), json!(link));
+                    Value::Object(obj)
+                }
+                DisplayMode::All => {
+                    obj.insert("display_value".into(), json!(display()?));
+                    if !fmt.exclude_link {
+                        obj.insert("link".into(), json!(link));
+                    }
+                    obj.insert("value".into(), json!(value));
+                    Value::Object(obj)
+                }
+            }
+        }
+        (_, DisplayMode::Value) => Value::String(value),
+        (kind, mode) => {
+            let display = match kind {
+                ColumnType::Choice => col.choice_label(&value).unwrap_or(&value).to_owned(),
+                _ => value.clone(),
+            };
+            if mode == DisplayMode::Display {
+                Value::String(display)
+            } else {
+                json!({"display_value": display, "value": value})
+            }
+        }
+    })
+}
+
+/// A dot-walked field (`model_id.name`): follows references from `record`; None when a
+/// part is not a reference, does not exist, or is a password.
+fn walk(
+    conn: &Connection,
+    catalog: &Catalog,
+    table: &Table,
+    record: &Fields,
+    path: &str,
+    fmt: &Format,
+) -> Result<Option<Value>, StoreError> {
+    let Some((first, rest)) = path.split_once('.') else {
+        return Ok(None);
+    };
+    let Some(target) = table
+        .column(first)
+        .filter(|c| c.kind == ColumnType::Reference)
+        .and_then(|c| c.reference.as_deref())
+        .and_then(|r| catalog.table(r))
+    else {
+        return Ok(None);
+    };
+    let id = record.get(first).cloned().unwrap_or_default();
+    let next = if id.is_empty() {
+        None
+    } else {
+        store::get(conn, target, &id)?
+    };
+    if rest.contains('.') {
+        return match next {
+            Some(next) => walk(conn, catalog, target, &next, rest, fmt),
+            None => Ok(target
+                .column(rest.split('.').next().unwrap_or_default())
+                .map(|_| Value::String(String::new()))),
+        };
+    }
+    let Some(col) = target
+        .column(rest)
+        .filter(|c| c.kind != ColumnType::Password)
+    else {
+        return Ok(None);
+    };
+    let value = next.and_then(|n| n.get(rest).cloned()).unwrap_or_default();
+    Ok(Some(render_value(conn, catalog, col, value, fmt)?))
+}
+
 fn render(
     conn: &Connection,
     catalog: &Catalog,
@@ -123,49 +220,16 @@ fn render(
             continue;
         }
         let value = record.get(&col.name).cloned().unwrap_or_default();
-        let rendered = match (col.kind, fmt.mode) {
-            (ColumnType::Reference, mode) if !value.is_empty() => {
-                let target = col.reference.as_deref().unwrap_or_default();
-                let link = format!("{}/api/now/table/{target}/{value}", fmt.base);
-                let display = || store::display_value(conn, catalog, target, &value);
-                let mut obj = Map::new();
-                match mode {
-                    DisplayMode::Value if fmt.exclude_link => Value::String(value),
-                    DisplayMode::Display if fmt.exclude_link => Value::String(display()?),
-                    DisplayMode::Value => {
-                        obj.insert("link".into(), json!(link));
-                        obj.insert("value".into(), json!(value));
-                        Value::Object(obj)
-                    }
-                    DisplayMode::Display => {
-                        obj.insert("display_value".into(), json!(display()?));
-                        obj.insert("link".into(), json!(link));
-                        Value::Object(obj)
-                    }
-                    DisplayMode::All => {
-                        obj.insert("display_value".into(), json!(display()?));
-                        if !fmt.exclude_link {
-                            obj.insert("link".into(), json!(link));
-                        }
-                        obj.insert("value".into(), json!(value));
-                        Value::Object(obj)
-                    }
-                }
-            }
-            (_, DisplayMode::Value) => Value::String(value),
-            (kind, mode) => {
-                let display = match kind {
-                    ColumnType::Choice => col.choice_label(&value).unwrap_or(&value).to_owned(),
-                    _ => value.clone(),
-                };
-                if mode == DisplayMode::Display {
-                    Value::String(display)
-                } else {
-                    json!({"display_value": display, "value": value})
-                }
-            }
-        };
-        out.insert(col.name.clone(), rendered);
+        out.insert(
+            col.name.clone(),
+            render_value(conn, catalog, col, value, fmt)?,
+        );
+    }
+    // Dot-walked fields come back under their literal name (servicenow.md A1).
+    for path in fmt.fields.iter().flatten().filter(|f| f.contains('.')) {
+        if let Some(v) = walk(conn, catalog, table, record, path, fmt)? {
+            out.insert(path.clone(), v);
+        }
     }
     Ok(Value::Object(out))
 }
@@ -247,11 +311,11 @@ pub async fn list(
                         .is_none_or(|c| c.kind != ColumnType::Password)
                 });
                 let total = if counting {
-                    Some(store::count(conn, table, &q)?)
+                    Some(store::count(conn, Some(catalog), table, &q)?)
                 } else {
                     None
                 };
-                let rows = store::find(conn, table, &q, limit, offset)?;
+                let rows = store::find_walk(conn, Some(catalog), table, &q, limit, offset)?;
                 let records = rows
                     .iter()
                     .map(|r| render(conn, catalog, table, r, &fmt))

@@ -6,7 +6,7 @@
 use rusqlite::types::Value;
 
 use super::{quote, to_sql};
-use crate::catalog::{ColumnType, Table};
+use crate::catalog::{Catalog, ColumnType, Table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -151,7 +151,45 @@ fn typed(kind: ColumnType, value: &str) -> Option<Value> {
     }
 }
 
-fn term_sql(t: &Term, table: &Table, params: &mut Vec<Value>) -> Option<String> {
+/// Dot-walking (`model_id.name=x`): the first part must be a reference column; the rest is
+/// a condition on the referenced table, as a sub-select.
+fn walk_sql(t: &Term, table: &Table, catalog: &Catalog, params: &mut Vec<Value>) -> Option<String> {
+    let (first, rest) = t.field.split_once('.')?;
+    let col = table.column(first)?;
+    let target = catalog.table(col.reference.as_deref()?)?;
+    // Passwords are never queryable, not even through a reference.
+    if target
+        .column(rest)
+        .is_some_and(|c| c.kind == ColumnType::Password)
+    {
+        return None;
+    }
+    let inner = Term {
+        field: rest.to_owned(),
+        op: t.op,
+        value: t.value.clone(),
+    };
+    let (filter, filter_params) = super::class_filter(target);
+    let mut sub_params = Vec::new();
+    let cond = term_sql(&inner, target, Some(catalog), &mut sub_params)?;
+    params.extend(filter_params);
+    params.extend(sub_params);
+    Some(format!(
+        "{} IN (SELECT sys_id FROM {} WHERE {filter} AND {cond})",
+        quote(&col.name),
+        quote(&target.physical)
+    ))
+}
+
+fn term_sql(
+    t: &Term,
+    table: &Table,
+    catalog: Option<&Catalog>,
+    params: &mut Vec<Value>,
+) -> Option<String> {
+    if t.field.contains('.') {
+        return walk_sql(t, table, catalog?, params);
+    }
     let col = table.column(&t.field)?;
     let c = quote(&col.name);
     let empty = format!("({c} IS NULL OR {c} = '')");
@@ -263,7 +301,8 @@ impl EncodedQuery {
     }
 
     /// SQL condition, its parameters and an ORDER BY list for `table`.
-    pub fn to_sql(&self, table: &Table) -> (String, Vec<Value>, String) {
+    /// With a catalog, dot-walked fields (`model_id.name`) are resolved; without, ignored.
+    pub fn to_sql(&self, table: &Table, catalog: Option<&Catalog>) -> (String, Vec<Value>, String) {
         let mut params = Vec::new();
         let mut groups = Vec::new();
         for group in &self.groups {
@@ -271,7 +310,7 @@ impl EncodedQuery {
             for ors in group {
                 let parts: Vec<String> = ors
                     .iter()
-                    .filter_map(|t| term_sql(t, table, &mut params))
+                    .filter_map(|t| term_sql(t, table, catalog, &mut params))
                     .collect();
                 if !parts.is_empty() {
                     ands.push(format!("({})", parts.join(" OR ")));
@@ -384,7 +423,7 @@ mod tests {
             let q = parse_encoded_query(&s);
             let catalog = crate::catalog::load_embedded().expect("catalog");
             let table = catalog.table("cmdb_ci_computer").expect("table");
-            let (sql, params, _) = q.to_sql(table);
+            let (sql, params, _) = q.to_sql(table, Some(&catalog));
             prop_assert_eq!(sql.matches('?').count(), params.len());
         }
     }

@@ -212,9 +212,13 @@ pub fn get(conn: &Connection, table: &Table, sys_id: &str) -> Result<Option<Fiel
         .optional()?)
 }
 
-fn where_clause(table: &Table, query: &EncodedQuery) -> (String, Vec<Value>, String) {
+fn where_clause(
+    table: &Table,
+    query: &EncodedQuery,
+    catalog: Option<&Catalog>,
+) -> (String, Vec<Value>, String) {
     let (filter, mut params) = class_filter(table);
-    let (cond, cond_params, order) = query.to_sql(table);
+    let (cond, cond_params, order) = query.to_sql(table, catalog);
     params.extend(cond_params);
     (format!("({filter}) AND ({cond})"), params, order)
 }
@@ -227,7 +231,19 @@ pub fn find(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Fields>, StoreError> {
-    let (cond, mut params, order) = where_clause(table, query);
+    find_walk(conn, None, table, query, limit, offset)
+}
+
+/// [`find`], resolving dot-walked conditions through the catalog.
+pub fn find_walk(
+    conn: &Connection,
+    catalog: Option<&Catalog>,
+    table: &Table,
+    query: &EncodedQuery,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Fields>, StoreError> {
+    let (cond, mut params, order) = where_clause(table, query, catalog);
     params.push(Value::Integer(limit));
     params.push(Value::Integer(offset));
     let sql = format!(
@@ -240,8 +256,14 @@ pub fn find(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub fn count(conn: &Connection, table: &Table, query: &EncodedQuery) -> Result<i64, StoreError> {
-    let (cond, params, _) = where_clause(table, query);
+/// Number of records matching an encoded query (dot-walks resolved when given a catalog).
+pub fn count(
+    conn: &Connection,
+    catalog: Option<&Catalog>,
+    table: &Table,
+    query: &EncodedQuery,
+) -> Result<i64, StoreError> {
+    let (cond, params, _) = where_clause(table, query, catalog);
     let sql = format!(
         "SELECT COUNT(*) FROM {} WHERE {cond}",
         quote(&table.physical)

@@ -419,3 +419,59 @@ async fn insert_update_delete() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     emu.stop().await;
 }
+
+#[tokio::test]
+async fn dot_walking_in_queries_and_fields() {
+    let (emu, _) = with_inventory().await;
+    assert_eq!(
+        names(&emu, "cmdb_ci_computer", "model_id.name=Latitude 7440").await,
+        ["NYC-LT-0001"]
+    );
+    assert_eq!(
+        names(
+            &emu,
+            "cmdb_ci_computer",
+            "model_id.manufacturerSTARTSWITHhpe"
+        )
+        .await,
+        ["LON-ESX-01"]
+    );
+    assert_eq!(
+        names(
+            &emu,
+            "cmdb_ci_computer",
+            "model_id.no_such=1^name=lon-db-02"
+        )
+        .await,
+        ["lon-db-02"]
+    );
+    let r = emu
+        .get("/api/now/table/cmdb_ci_computer?sysparm_query=name=NYC-LT-0001&sysparm_fields=name,model_id.name,model_id.type,model_id.nothing")
+        .await;
+    assert_eq!(
+        r.body["result"],
+        json!([{"name": "NYC-LT-0001", "model_id.name": "Latitude 7440", "model_id.type": "Laptop"}])
+    );
+    let t = emu
+        .records(
+            "x_fls_flexera_fnms_import_transaction",
+            "import_run.number=IRUN0001001^import_run.state=succeeded",
+        )
+        .await;
+    assert_eq!(t.len(), 1);
+    // Passwords stay out of reach through references too.
+    let all = emu.records("oauth_credential", "").await.len();
+    assert_eq!(
+        emu.records("oauth_credential", "user.user_password=x")
+            .await
+            .len(),
+        all
+    );
+    let r = emu
+        .get("/api/now/table/oauth_credential?sysparm_fields=user.user_password,user.user_name")
+        .await;
+    let first = &r.body["result"][0];
+    assert!(first.get("user.user_password").is_none());
+    assert_eq!(first["user.user_name"], "fnms.integration");
+    emu.stop().await;
+}
