@@ -30,7 +30,13 @@ pub(crate) struct SegmentWriter {
 
 impl SegmentWriter {
     pub(crate) fn new(data_type: DataType) -> SegmentWriter {
-        let mut xml = String::with_capacity(4096);
+        SegmentWriter::with_capacity(data_type, 4096)
+    }
+
+    /// A writer whose buffer starts with `capacity` bytes (the size of the previous segment
+    /// avoids regrowing the buffer segment after segment).
+    pub(crate) fn with_capacity(data_type: DataType, capacity: usize) -> SegmentWriter {
+        let mut xml = String::with_capacity(capacity);
         xml.push_str(DECLARATION);
         let _ = writeln!(xml, "<{}>", data_type.root_element());
         SegmentWriter {
@@ -48,16 +54,25 @@ impl SegmentWriter {
     /// Appends one record; `values` are its field values in field order.
     pub(crate) fn push_record<'a>(&mut self, values: &mut dyn Iterator<Item = FieldValue<'a>>) {
         let record = self.data_type.record_element();
-        let _ = writeln!(self.xml, "  <{record}>");
+        let xml = &mut self.xml;
+        xml.push_str("  <");
+        xml.push_str(record);
+        xml.push_str(">\n");
         for (field, value) in self.data_type.fields().iter().zip(values) {
             if matches!(value, FieldValue::Null) {
                 continue;
             }
-            let _ = write!(self.xml, "    <{}>", field.name);
-            write_value(&mut self.xml, field.format, &value);
-            let _ = writeln!(self.xml, "</{}>", field.name);
+            xml.push_str("    <");
+            xml.push_str(field.name);
+            xml.push('>');
+            write_value(xml, field.format, &value);
+            xml.push_str("</");
+            xml.push_str(field.name);
+            xml.push_str(">\n");
         }
-        let _ = writeln!(self.xml, "  </{record}>");
+        xml.push_str("  </");
+        xml.push_str(record);
+        xml.push_str(">\n");
         self.records += 1;
     }
 
@@ -84,7 +99,8 @@ pub(crate) fn stream_segments(
     let mut writer = SegmentWriter::new(data_type);
     db.for_each_record(data_type, baseline, |values| {
         if writer.records() >= segment_size {
-            let full = std::mem::replace(&mut writer, SegmentWriter::new(data_type)).finish();
+            let next = SegmentWriter::with_capacity(data_type, writer.xml.len() + 1024);
+            let full = std::mem::replace(&mut writer, next).finish();
             emit(full, false)?;
         }
         writer.push_record(values);
@@ -122,17 +138,37 @@ fn write_value(out: &mut String, format: FieldFormat, value: &FieldValue<'_>) {
 /// return written as `&#13;` so that it survives a parser's line-end normalisation; characters
 /// XML 1.0 cannot carry (most C0 controls, U+FFFE, U+FFFF) replaced by U+FFFD.
 pub(crate) fn escape_text(out: &mut String, text: &str) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' | '\n' => out.push(ch),
-            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
-            _ => out.push(ch),
+    // Byte scan: every byte that needs attention is ASCII or starts U+FFFE/U+FFFF (EF BF BE/BF),
+    // so the slices pushed between them always fall on character boundaries.
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let replacement = match bytes[i] {
+            b'&' => Some(("&amp;", 1)),
+            b'<' => Some(("&lt;", 1)),
+            b'>' => Some(("&gt;", 1)),
+            b'\r' => Some(("&#13;", 1)),
+            b'\t' | b'\n' => None,
+            0x00..=0x1f => Some(("\u{fffd}", 1)),
+            0xef if bytes.get(i + 1) == Some(&0xbf)
+                && matches!(bytes.get(i + 2), Some(0xbe | 0xbf)) =>
+            {
+                Some(("\u{fffd}", 3))
+            }
+            _ => None,
+        };
+        match replacement {
+            Some((replacement, len)) => {
+                out.push_str(&text[start..i]);
+                out.push_str(replacement);
+                i += len;
+                start = i;
+            }
+            None => i += 1,
         }
     }
+    out.push_str(&text[start..]);
 }
 
 #[cfg(test)]
@@ -153,6 +189,12 @@ mod tests {
         assert_eq!(escaped("]]>"), "]]&gt;");
         assert_eq!(escaped("x\r\ny\tz"), "x&#13;\ny\tz");
         assert_eq!(escaped("nul\u{0}bell\u{7}"), "nul\u{fffd}bell\u{fffd}");
+        assert_eq!(
+            escaped("a\u{fffe}b\u{ffff}c\u{fff0}d\u{ffbf}"),
+            "a\u{fffd}b\u{fffd}c\u{fff0}d\u{ffbf}"
+        );
+        assert_eq!(escaped(""), "");
+        assert_eq!(escaped("&"), "&amp;");
     }
 
     #[test]

@@ -178,7 +178,12 @@ impl Instance {
         what: &str,
         transaction: &Transaction<'_>,
     ) -> Result<TxResult, Failure> {
-        let body = serde_json::to_vec(transaction)
+        let mut body = Vec::with_capacity(
+            transaction
+                .data
+                .map_or(256, |d| d.len() + d.len() / 8 + 512),
+        );
+        serde_json::to_writer(&mut body, transaction)
             .map_err(|e| Failure::Refused(format!("cannot encode the request: {e}")))?;
         let url = format!("{}/{}", self.base, self.endpoint_path);
         let path = format!("/{}", self.endpoint_path);
