@@ -134,6 +134,13 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::no_resource() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // ServiceNow's REST transaction quota is 60 s (servicenow.md A5); it also keeps a
+        // graceful shutdown from waiting on a stuck request. What the platform answers then
+        // is not documented; 503 is designed.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            std::time::Duration::from_secs(60),
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -89,6 +89,17 @@ fn floor(src: &std::path::Path, dst: &std::path::Path, tables: &[&str]) -> (Dura
     (start.elapsed(), rows_total)
 }
 
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run explicitly"]
 async fn perf_inventory_throughput() {
@@ -104,15 +115,14 @@ async fn perf_inventory_throughput() {
     })
     .await;
     let token = emu.token().await;
-    let segments: Vec<String> = (0..n)
-        .step_by(500)
-        .map(|s| inventory(s, (s + 500).min(n)))
-        .collect();
+    let starts: Vec<usize> = (0..n).step_by(500).collect();
     // Intake and processing are timed apart (worker paused while sending), then together.
     emu.pause_worker(true).await;
     let start = Instant::now();
-    let count = segments.len();
-    for (i, xml) in segments.iter().enumerate() {
+    let count = starts.len();
+    for (i, from) in starts.iter().enumerate() {
+        // Generated on the fly so that the client holds one segment at a time.
+        let xml = inventory(*from, (*from + 500).min(n));
         let records = xml.matches("<Inventory>").count() as i64;
         let r = emu
             .fnms(
@@ -123,7 +133,7 @@ async fn perf_inventory_throughput() {
                     "bench",
                     i as i64 + 1,
                     i + 1 == count,
-                    xml,
+                    &xml,
                     records,
                 ),
             )
@@ -145,6 +155,7 @@ async fn perf_inventory_throughput() {
     }
     let processing = processing_start.elapsed();
     let total = start.elapsed();
+    let peak_import = peak_rss();
     emu.stop().await;
     let (floor_time, rows) = floor(
         &db,
@@ -154,6 +165,9 @@ async fn perf_inventory_throughput() {
             "cmdb_model",
             "x_fls_flexera_fnms_inventory_import",
         ],
+    );
+    println!(
+        "perf: peak RSS of the test process during the import (client and emulator): {peak_import} kB"
     );
     println!(
         "perf: {n} computers in {count} segments: intake {:.2}s, processing {:.2}s, total {:.2}s ({:.0} computers/s); floor: {rows} rows in {:.2}s; ratio total/floor {:.1}x, processing/floor {:.1}x",
