@@ -37,6 +37,8 @@ pub fn process_next(store: &Store) -> Result<bool> {
 pub fn fail_processing(store: &Store, why: &str) -> Result<()> {
     let catalog = store.catalog();
     let mut conn = store.lock();
+    // The panic skipped process_next's restore of the acknowledging sync mode.
+    conn.pragma_update(None, "synchronous", "FULL")?;
     let transactions = table(catalog, TRANSACTION_TABLE)?;
     let stuck = store::parse_encoded_query("state=processing^ORDERBYnumber");
     if let Some(t) = store::find(&conn, transactions, &stuck, 1, 0)?.pop() {
