@@ -130,6 +130,7 @@ impl Instance {
             Some(dir) => catalog::load_dir(dir)?,
             None => catalog::load_embedded()?,
         };
+        app::check_catalog(&catalog)?;
         let catalog = Arc::new(catalog);
         let (db, seed_config) = (config.db.clone(), config.clone());
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<store::Store> {

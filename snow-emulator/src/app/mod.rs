@@ -18,6 +18,123 @@ pub const LOG_SOURCE: &str = "x_fls_flexera_fnms";
 
 pub const TERMINAL: [&str; 2] = ["succeeded", "failed"];
 
+/// Tables and columns the app's server-side logic (and authentication) relies on. A catalog
+/// without them is refused at start rather than failing requests later.
+const REQUIRED: &[(&str, &[&str])] = &[
+    (
+        RUN_TABLE,
+        &[
+            "number",
+            "run_id",
+            "import_type",
+            "state",
+            "started",
+            "completed",
+            "segments_expected",
+            "transactions_received",
+            "records_received",
+            "message",
+        ],
+    ),
+    (
+        TRANSACTION_TABLE,
+        &[
+            "number",
+            "import_run",
+            "import_type",
+            "state",
+            "payload",
+            "transaction_id",
+            "segment_number",
+            "last_segment",
+            "record_count",
+            "message",
+        ],
+    ),
+    ("syslog", &["level", "message", "source"]),
+    ("sys_properties", &["name", "value", "type", "description"]),
+    (
+        "sys_plugins",
+        &["id", "source", "name", "version", "active"],
+    ),
+    (
+        "scheduled_import_set",
+        &["name", "active", "data_source", "run_as", "run_type"],
+    ),
+    (
+        "sys_data_source",
+        &[
+            "name",
+            "type",
+            "format",
+            "import_set_table_name",
+            "import_set_table_label",
+        ],
+    ),
+    (
+        "sys_user",
+        &[
+            "user_name",
+            "user_password",
+            "active",
+            "roles",
+            "name",
+            "first_name",
+            "last_name",
+            "web_service_access_only",
+        ],
+    ),
+    (
+        "oauth_entity",
+        &[
+            "name",
+            "client_id",
+            "client_secret",
+            "active",
+            "access_token_lifespan",
+            "refresh_token_lifespan",
+        ],
+    ),
+    (
+        "oauth_credential",
+        &["token", "type", "user", "oauth_entity", "scope", "expires"],
+    ),
+];
+
+/// Checks that the catalog has what [`REQUIRED`] lists.
+pub fn check_catalog(catalog: &Catalog) -> anyhow::Result<()> {
+    for (name, columns) in REQUIRED {
+        let t = catalog.table(name).ok_or_else(|| {
+            anyhow::anyhow!("the catalog has no {name} table, which the emulator needs")
+        })?;
+        for c in *columns {
+            anyhow::ensure!(
+                t.column(c).is_some(),
+                "catalog table {name} lacks column {c}, which the emulator needs"
+            );
+        }
+    }
+    for it in &catalog.import_types {
+        let staging = table(catalog, &it.staging_table)?;
+        for c in [
+            "sys_import_row",
+            "sys_import_state",
+            "sys_import_state_comment",
+            "sys_row_error",
+            "sys_target_sys_id",
+            "sys_target_table",
+            "sys_transform_map",
+        ] {
+            anyhow::ensure!(
+                staging.column(c).is_some(),
+                "staging table {} lacks column {c} (extend sys_import_set_row)",
+                staging.name
+            );
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn table<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c Table, StoreError> {
     catalog
         .table(name)

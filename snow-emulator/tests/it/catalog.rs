@@ -91,3 +91,29 @@ async fn an_invalid_catalog_stops_the_start() {
     assert!(message.contains("bytes_to_tb"), "{message}");
     assert!(message.contains("FNMS Inventory -> Computer"), "{message}");
 }
+
+#[tokio::test]
+async fn a_catalog_without_what_the_app_needs_is_refused() {
+    let (_dir, catalog) = catalog_copy();
+    let app = catalog.join("tables/flexera_integration.toml");
+    let text = std::fs::read_to_string(&app).expect("read");
+    std::fs::write(
+        &app,
+        text.replace(
+            "transaction_id = { type = \"string\", label = \"Transaction ID\", index = true }\n",
+            "",
+        ),
+    )
+    .expect("write");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let config = Config {
+        catalog_dir: Some(catalog),
+        ..Default::default()
+    };
+    let err = snow_emulator::serve(listener, config, std::future::pending())
+        .await
+        .expect_err("refused");
+    assert!(format!("{err:#}").contains("transaction_id"), "{err:#}");
+}
