@@ -394,11 +394,13 @@ fn segment(
     let mut run_update: Fields = fields([
         (
             "transactions_received",
-            (int("transactions_received") + 1).to_string(),
+            int("transactions_received").saturating_add(1).to_string(),
         ),
         (
             "records_received",
-            (int("records_received") + record_count).to_string(),
+            int("records_received")
+                .saturating_add(record_count)
+                .to_string(),
         ),
     ]);
     if last_segment {

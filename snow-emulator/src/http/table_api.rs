@@ -341,7 +341,7 @@ pub async fn list(
     {
         h.insert("X-Total-Count", v);
     }
-    let more = total.map_or(page_full, |t| offset + limit < t);
+    let more = total.map_or(page_full, |t| offset.saturating_add(limit) < t);
     if paging && limit > 0 && (more || offset > 0) {
         let path = uri.path();
         let mut links = vec![page_link(&base, path, &params, limit, 0, "first")];
@@ -361,7 +361,7 @@ pub async fn list(
                 path,
                 &params,
                 limit,
-                offset + limit,
+                offset.saturating_add(limit),
                 "next",
             ));
         }

@@ -23,6 +23,11 @@ use crate::store::{
 const MB: i64 = 1 << 20;
 const GB: i64 = 1 << 30;
 
+/// `n / unit` rounded to the nearest, without overflow for any non-negative `n`.
+fn round_div(n: i64, unit: i64) -> i64 {
+    n / unit + i64::from(n % unit >= unit / 2)
+}
+
 /// What happened to one staging row (its `sys_import_*` columns).
 #[derive(Debug, Clone, Default)]
 pub struct RowOutcome {
@@ -268,8 +273,8 @@ impl<'c> Engine<'c> {
             Converter::None => to_sql(col.kind, raw)
                 .map(Some)
                 .map_err(|e| format!("{}: {e}", col.name)),
-            Converter::BytesToMb => bytes().map(|b| Some(Value::Integer((b + MB / 2) / MB))),
-            Converter::BytesToGb => bytes().map(|b| Some(Value::Integer((b + GB / 2) / GB))),
+            Converter::BytesToMb => bytes().map(|b| Some(Value::Integer(round_div(b, MB)))),
+            Converter::BytesToGb => bytes().map(|b| Some(Value::Integer(round_div(b, GB)))),
             Converter::BooleanEquals(expected) => Ok(Some(Value::Integer(i64::from(
                 raw.eq_ignore_ascii_case(expected),
             )))),
@@ -458,5 +463,19 @@ impl<'c> Engine<'c> {
                 Ok(Ok(("inserted", sys_id, None)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_conversion_rounds_and_never_overflows() {
+        assert_eq!(round_div(17_179_869_184, MB), 16_384);
+        assert_eq!(round_div(512_110_190_592, GB), 477);
+        assert_eq!(round_div(MB / 2 - 1, MB), 0);
+        assert_eq!(round_div(MB / 2, MB), 1);
+        assert_eq!(round_div(i64::MAX, MB), i64::MAX / MB + 1);
     }
 }

@@ -289,6 +289,16 @@ async fn paging_headers_and_versions() {
         .get("/api/now/table/cmdb_ci?sysparm_limit=1&sysparm_no_count=true")
         .await;
     assert!(r.headers.get("x-total-count").is_none());
+    // Extreme values are no reason to fail.
+    let r = emu
+        .get("/api/now/table/cmdb_ci?sysparm_limit=9223372036854775807&sysparm_offset=9223372036854775807")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["result"], json!([]));
+    let r = emu
+        .get("/api/now/table/cmdb_ci?sysparm_limit=1&sysparm_offset=9223372036854775807")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
     let r = emu.get("/api/now/table/cmdb_ci?sysparm_offset=-9").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(
