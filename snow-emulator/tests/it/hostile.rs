@@ -245,3 +245,78 @@ async fn controls_are_open_on_loopback() {
     );
     emu.stop().await;
 }
+
+/// Random encoded queries, field lists and request bodies: every answer is a well-formed
+/// ServiceNow response and the server stays healthy.
+#[tokio::test]
+async fn random_input_never_breaks_the_server() {
+    use rand::{Rng, SeedableRng};
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261128);
+    let alphabet: Vec<char> =
+        "abcdemnorstuy_.=^!<>%*@,;'\"()- ORDERBYDESCNQINLIKESTARTSWITHISEMPTY0123456789\u{e9}\u{0}"
+            .chars()
+            .collect();
+    let random = |rng: &mut rand::rngs::StdRng, len: usize| -> String {
+        (0..rng.random_range(0..len))
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect()
+    };
+    for _ in 0..150 {
+        let q = random(&mut rng, 60);
+        let f = random(&mut rng, 20);
+        let r = emu
+            .get(&format!(
+                "/api/now/table/cmdb_ci_computer?sysparm_query={}&sysparm_fields={}&sysparm_display_value=all",
+                urlencode(&q),
+                urlencode(&f)
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{q:?} {f:?}: {}", r.body);
+    }
+    let golden = crate::check::fixture_json("requests/inventory_export.json");
+    let keys = [
+        "transactionId",
+        "transactionType",
+        "importRunId",
+        "segmentNumber",
+        "lastSegment",
+        "recordCount",
+        "data",
+    ];
+    let values = [
+        json!(null),
+        json!(-1),
+        json!(1.5),
+        json!(""),
+        json!("x"),
+        json!([]),
+        json!({}),
+        json!(true),
+        json!(i64::MAX),
+        json!("<Inventories/>"),
+    ];
+    for i in 0..150 {
+        let mut body = golden.clone();
+        body["transactionId"] = json!(format!("fuzz-{i}"));
+        body["importRunId"] = json!(format!("fuzz-run-{i}"));
+        for _ in 0..rng.random_range(1..4) {
+            let key = keys[rng.random_range(0..keys.len())];
+            body[key] = values[rng.random_range(0..values.len())].clone();
+        }
+        let r = emu
+            .post_raw("/fnmp.do", &token, serde_json::to_vec(&body).expect("json"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.body);
+        let code = r.body["result"]["returnCode"].as_i64().expect("returnCode");
+        assert!(
+            [0, 10, 11, 12, 20, 21].contains(&code),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let health = emu.get("/_emulator/health").await;
+    assert_eq!(health.body["status"], "ok");
+    emu.stop().await;
+}
