@@ -10,10 +10,10 @@
 //! wrapper, and the conformance suite calls [`run`] in-process. `run` keeps no global state, so
 //! several runs may proceed in one process at once.
 //!
-//! Module map: [`cli`] (documented spellings → clap), [`config`] (flags > env > file >
-//! defaults), [`source`] (the FNMS database), [`payload`] (XML segments), [`transport`]
-//! (OAuth, endpoint, Table API, retries), [`process`] (the ordered steps), [`error`] (failures
-//! and their exit codes), [`log`] (the run's log).
+//! Module map: `cli` (documented spellings → clap), `config` (flags > env > file > defaults),
+//! `source` (the FNMS database), `payload` (XML segments), `transport` (OAuth, endpoint,
+//! Table API, retries), `process` (the ordered steps), `error` (failures and their exit
+//! codes), `log` (the run's log).
 
 mod cli;
 mod config;
