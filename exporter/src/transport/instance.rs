@@ -79,9 +79,14 @@ impl Instance {
         if let Some(path) = config.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("cannot read CA file '{}': {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!("CA file '{}' holds no PEM certificate: {e}", path.display())
-            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("CA file '{}' is not PEM: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "CA file '{}' holds no PEM certificate",
+                    path.display()
+                ));
+            }
             builder = builder.tls_certs_merge(certs);
         }
         let client = builder

@@ -232,3 +232,20 @@ async fn without_db_and_outside_the_repository_root_the_sample_is_not_found() {
     assert_log_contains(&outcome, "fixtures/fnms/sample.sql");
     assert_log_contains(&outcome, "pass --db PATH");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_without_certificates_is_a_usage_error() {
+    let server = ready_instance().await;
+    let scratch = Scratch::new("");
+    let ca = scratch.dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").expect("write ca");
+    let outcome = run_exporter(scratch.args(
+        &server.uri(),
+        &golden_script(),
+        &["--ca-file", &ca.to_string_lossy()],
+    ))
+    .await;
+    assert_eq!(outcome.code, 2, "{}", outcome.log);
+    assert_log_contains(&outcome, "CA file");
+    assert!(labels(&server).await.is_empty());
+}
