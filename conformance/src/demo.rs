@@ -12,10 +12,22 @@ use crate::target::{Credentials, Instance};
 /// Tables shown in the summary, in the order data flows through them.
 const FLOW: &[(&str, &str)] = &[
     ("x_fls_flexera_fnms_import_run", "Import Runs"),
-    ("x_fls_flexera_fnms_import_transaction", "Import Transactions"),
-    ("x_fls_flexera_fnms_inventory_import", "staging: Inventory Imports"),
-    ("x_fls_flexera_fnms_contract_import", "staging: Contract Imports"),
-    ("x_fls_flexera_fnms_application_import", "staging: Application Imports"),
+    (
+        "x_fls_flexera_fnms_import_transaction",
+        "Import Transactions",
+    ),
+    (
+        "x_fls_flexera_fnms_inventory_import",
+        "staging: Inventory Imports",
+    ),
+    (
+        "x_fls_flexera_fnms_contract_import",
+        "staging: Contract Imports",
+    ),
+    (
+        "x_fls_flexera_fnms_application_import",
+        "staging: Application Imports",
+    ),
     ("cmdb_model", "Product Model"),
     ("cmdb_ci_computer", "Computers"),
     ("cmdb_ci_vm_instance", "Virtual Machine Instances"),
@@ -36,14 +48,24 @@ pub struct DemoOptions {
 pub async fn run(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<i32> {
     let credentials = Credentials::from_env();
     let instance = Instance::start_embedded(&options.listen, credentials.clone()).await?;
-    writeln!(out, "snow-emulator listening on {} (fresh in-memory instance)", instance.url)?;
+    writeln!(
+        out,
+        "snow-emulator listening on {} (fresh in-memory instance)",
+        instance.url
+    )?;
 
     let token = refresh_token(&instance).await?;
     let work = tempfile::tempdir()?;
     let config = work.path().join("fnmp_servicenow_export.toml");
     let mut settings = toml::Table::new();
-    settings.insert("oauth_client_id".into(), credentials.oauth_client_id.clone().into());
-    settings.insert("oauth_client_secret".into(), credentials.oauth_client_secret.clone().into());
+    settings.insert(
+        "oauth_client_id".into(),
+        credentials.oauth_client_id.clone().into(),
+    );
+    settings.insert(
+        "oauth_client_secret".into(),
+        credentials.oauth_client_secret.clone().into(),
+    );
     settings.insert("poll_interval_ms".into(), 200.into());
     std::fs::write(&config, toml::to_string(&settings)?)?;
     let args = vec![
@@ -86,7 +108,11 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<i3
 async fn print_flow(api: &TableApi, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "What landed where:")?;
     for (table, label) in FLOW {
-        let count = match api.count(table, "").await.with_context(|| format!("counting {table}"))? {
+        let count = match api
+            .count(table, "")
+            .await
+            .with_context(|| format!("counting {table}"))?
+        {
             Count::Rows(n) => n.to_string(),
             Count::InvalidTable => "(table not emulated)".to_owned(),
         };
@@ -100,13 +126,29 @@ async fn print_details(api: &TableApi, out: &mut dyn Write) -> anyhow::Result<()
         .records(
             "x_fls_flexera_fnms_import_run",
             "ORDERBYnumber",
-            &["number", "import_type", "state", "transactions_received", "records_received"],
+            &[
+                "number",
+                "import_type",
+                "state",
+                "transactions_received",
+                "records_received",
+            ],
             true,
             100,
         )
         .await?;
     writeln!(out, "\nImport Runs:")?;
-    table(out, &runs, &["number", "import_type", "state", "transactions_received", "records_received"])?;
+    table(
+        out,
+        &runs,
+        &[
+            "number",
+            "import_type",
+            "state",
+            "transactions_received",
+            "records_received",
+        ],
+    )?;
 
     let computers = api
         .records(
@@ -118,10 +160,20 @@ async fn print_details(api: &TableApi, out: &mut dyn Write) -> anyhow::Result<()
         )
         .await?;
     writeln!(out, "\nComputers (cmdb_ci_computer and its classes):")?;
-    table(out, &computers, &["name", "sys_class_name", "os", "ram", "model_id"])?;
+    table(
+        out,
+        &computers,
+        &["name", "sys_class_name", "os", "ram", "model_id"],
+    )?;
 
     let vms = api
-        .records("cmdb_ci_vm_instance", "ORDERBYname", &["name", "memory", "cpus"], true, 1000)
+        .records(
+            "cmdb_ci_vm_instance",
+            "ORDERBYname",
+            &["name", "memory", "cpus"],
+            true,
+            1000,
+        )
         .await?;
     writeln!(out, "\nVirtual Machine Instances (cmdb_ci_vm_instance):")?;
     table(out, &vms, &["name", "memory", "cpus"])?;
@@ -148,7 +200,10 @@ fn table(out: &mut dyn Write, rows: &[Record], columns: &[&str]) -> std::io::Res
     };
     writeln!(out, "  {}", line(columns.to_vec()).trim_end())?;
     for row in rows {
-        let cells = columns.iter().map(|c| row.get(*c).map_or("", String::as_str)).collect();
+        let cells = columns
+            .iter()
+            .map(|c| row.get(*c).map_or("", String::as_str))
+            .collect();
         writeln!(out, "  {}", line(cells).trim_end())?;
     }
     if rows.is_empty() {

@@ -24,7 +24,10 @@ pub struct ExporterOutcome {
 }
 
 /// `args` excludes the program name.
-pub async fn run_exporter(kind: &ExporterKind, args: Vec<String>) -> anyhow::Result<ExporterOutcome> {
+pub async fn run_exporter(
+    kind: &ExporterKind,
+    args: Vec<String>,
+) -> anyhow::Result<ExporterOutcome> {
     let kind = kind.clone();
     tokio::task::spawn_blocking(move || match kind {
         ExporterKind::InProcess => {
@@ -32,7 +35,10 @@ pub async fn run_exporter(kind: &ExporterKind, args: Vec<String>) -> anyhow::Res
             let mut argv: Vec<OsString> = vec!["fnmp_servicenow_export".into()];
             argv.extend(args.into_iter().map(OsString::from));
             let exit_code = exporter::run(argv, Box::new(log.clone()));
-            Ok(ExporterOutcome { exit_code, log: log.contents() })
+            Ok(ExporterOutcome {
+                exit_code,
+                log: log.contents(),
+            })
         }
         ExporterKind::Binary(path) => {
             let output = std::process::Command::new(&path)

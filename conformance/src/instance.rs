@@ -29,7 +29,9 @@ pub enum Count {
 
 impl TableApi {
     pub fn new(instance: &Instance) -> anyhow::Result<TableApi> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
         Ok(TableApi {
             http,
             url: instance.url.clone(),
@@ -49,7 +51,11 @@ impl TableApi {
     pub async fn count(&self, table: &str, query: &str) -> anyhow::Result<Count> {
         let response = self
             .get(table)
-            .query(&[("sysparm_query", query), ("sysparm_limit", "1"), ("sysparm_fields", "sys_id")])
+            .query(&[
+                ("sysparm_query", query),
+                ("sysparm_limit", "1"),
+                ("sysparm_fields", "sys_id"),
+            ])
             .send()
             .await
             .with_context(|| format!("cannot query {table}"))?;
@@ -87,7 +93,10 @@ impl TableApi {
             ("sysparm_query", query),
             ("sysparm_limit", limit.as_str()),
             ("sysparm_exclude_reference_link", "true"),
-            ("sysparm_display_value", if display { "true" } else { "false" }),
+            (
+                "sysparm_display_value",
+                if display { "true" } else { "false" },
+            ),
         ];
         if !fields.is_empty() {
             params.push(("sysparm_fields", fields.as_str()));
@@ -99,14 +108,26 @@ impl TableApi {
             .await
             .with_context(|| format!("cannot read {table}"))?;
         let status = response.status();
-        let body: Value = response.json().await.with_context(|| format!("{table}: body is not JSON"))?;
-        anyhow::ensure!(status.is_success(), "read of {table} answered {status}: {body}");
-        let rows = body["result"].as_array().with_context(|| format!("{table}: no result array"))?;
+        let body: Value = response
+            .json()
+            .await
+            .with_context(|| format!("{table}: body is not JSON"))?;
+        anyhow::ensure!(
+            status.is_success(),
+            "read of {table} answered {status}: {body}"
+        );
+        let rows = body["result"]
+            .as_array()
+            .with_context(|| format!("{table}: no result array"))?;
         Ok(rows.iter().map(flatten).collect())
     }
 
     /// Inserts one record; returns its sys_id.
-    pub async fn insert(&self, table: &str, values: &BTreeMap<String, String>) -> anyhow::Result<String> {
+    pub async fn insert(
+        &self,
+        table: &str,
+        values: &BTreeMap<String, String>,
+    ) -> anyhow::Result<String> {
         let response = self
             .http
             .post(format!("{}/api/now/table/{table}", self.url))
@@ -118,7 +139,10 @@ impl TableApi {
             .with_context(|| format!("cannot insert into {table}"))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        anyhow::ensure!(status.as_u16() == 201, "insert into {table} answered {status}: {body}");
+        anyhow::ensure!(
+            status.as_u16() == 201,
+            "insert into {table} answered {status}: {body}"
+        );
         body["result"]["sys_id"]
             .as_str()
             .map(str::to_owned)
@@ -167,7 +191,11 @@ pub async fn refresh_token(instance: &Instance) -> anyhow::Result<String> {
         .context("cannot reach /oauth_token.do")?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "password grant for {} answered {status}: {body}", c.integration_user);
+    anyhow::ensure!(
+        status.is_success(),
+        "password grant for {} answered {status}: {body}",
+        c.integration_user
+    );
     body["refresh_token"]
         .as_str()
         .map(str::to_owned)

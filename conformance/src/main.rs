@@ -65,10 +65,19 @@ fn main() {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Run { files, scenarios, url, reset, exporter_bin, junit } => {
-                run(files, scenarios, url, reset, exporter_bin, junit).await
-            }
-            Command::Demo { listen, keep_running, exporter_bin } => {
+            Command::Run {
+                files,
+                scenarios,
+                url,
+                reset,
+                exporter_bin,
+                junit,
+            } => run(files, scenarios, url, reset, exporter_bin, junit).await,
+            Command::Demo {
+                listen,
+                keep_running,
+                exporter_bin,
+            } => {
                 let options = conformance::demo::DemoOptions {
                     listen,
                     keep_running,
@@ -110,7 +119,10 @@ async fn run(
         match conformance::discover(&dir) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("conformance: cannot list scenarios in {}: {e}", dir.display());
+                eprintln!(
+                    "conformance: cannot list scenarios in {}: {e}",
+                    dir.display()
+                );
                 return exit_codes::USAGE;
             }
         }
@@ -144,5 +156,9 @@ async fn run(
             return exit_codes::USAGE;
         }
     }
-    if outcomes.iter().all(|o| o.passed()) { exit_codes::SUCCESS } else { exit_codes::FAILED }
+    if outcomes.iter().all(|o| o.passed()) {
+        exit_codes::SUCCESS
+    } else {
+        exit_codes::FAILED
+    }
 }

@@ -12,7 +12,11 @@ pub fn write_human(out: &mut dyn Write, outcome: &Outcome) -> std::io::Result<()
     if outcome.passed() {
         writeln!(out, "PASS {} ({secs:.2} s)", outcome.name)
     } else {
-        writeln!(out, "FAIL {} ({secs:.2} s) — {}", outcome.name, outcome.description)?;
+        writeln!(
+            out,
+            "FAIL {} ({secs:.2} s) — {}",
+            outcome.name, outcome.description
+        )?;
         for failure in &outcome.failures {
             writeln!(out, "     - {failure}")?;
         }
@@ -27,7 +31,10 @@ pub fn write_human(out: &mut dyn Write, outcome: &Outcome) -> std::io::Result<()
 /// The closing line, in the plain `N passed, N failed` form CI tools read.
 pub fn summary(outcomes: &[Outcome]) -> String {
     let passed = outcomes.iter().filter(|o| o.passed()).count();
-    format!("conformance: {passed} passed, {} failed", outcomes.len() - passed)
+    format!(
+        "conformance: {passed} passed, {} failed",
+        outcomes.len() - passed
+    )
 }
 
 pub fn junit(outcomes: &[Outcome]) -> Result<String, quick_junit::SerializeError> {

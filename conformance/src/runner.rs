@@ -35,7 +35,9 @@ impl RunOptions {
 
 /// `fixtures/` of the checkout this crate was built from.
 pub fn default_fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
 }
 
 /// How one scenario went.
@@ -74,7 +76,11 @@ pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Outcome 
     outcome
 }
 
-async fn execute(scenario: &Scenario, options: &RunOptions, outcome: &mut Outcome) -> anyhow::Result<()> {
+async fn execute(
+    scenario: &Scenario,
+    options: &RunOptions,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
     let work = tempfile::tempdir().context("cannot create a work directory")?;
     let instance = Instance::start(&options.target, options.credentials.clone()).await?;
     let table_api = TableApi::new(&instance)?;
@@ -111,9 +117,10 @@ async fn execute(scenario: &Scenario, options: &RunOptions, outcome: &mut Outcom
 
     let expect = &scenario.expect;
     if run.exit_code != expect.exit_code {
-        outcome
-            .failures
-            .push(format!("exit code: expected {}, got {}", expect.exit_code, run.exit_code));
+        outcome.failures.push(format!(
+            "exit code: expected {}, got {}",
+            expect.exit_code, run.exit_code
+        ));
     }
     for fragment in &expect.log_contains {
         if !run.log.contains(fragment.as_str()) {
@@ -125,6 +132,9 @@ async fn execute(scenario: &Scenario, options: &RunOptions, outcome: &mut Outcom
             outcome.failures.push(format!("log contains {fragment:?}"));
         }
     }
+    if let Some(failure) = out_of_order(&run.log, &expect.log_in_order) {
+        outcome.failures.push(failure);
+    }
     for check in &expect.tables {
         match table_api.count(&check.table, &check.query).await? {
             Count::Rows(n) if n == check.count => {}
@@ -132,14 +142,17 @@ async fn execute(scenario: &Scenario, options: &RunOptions, outcome: &mut Outcom
                 "{} [{}]: expected {} rows, found {n}",
                 check.table, check.query, check.count
             )),
-            Count::InvalidTable => {
-                outcome.failures.push(format!("{}: the instance does not know this table", check.table))
-            }
+            Count::InvalidTable => outcome.failures.push(format!(
+                "{}: the instance does not know this table",
+                check.table
+            )),
         }
     }
     for check in &expect.records {
         let fields: Vec<&str> = check.values.keys().map(String::as_str).collect();
-        let records = table_api.records(&check.table, &check.query, &fields, false, 1000).await?;
+        let records = table_api
+            .records(&check.table, &check.query, &fields, false, 1000)
+            .await?;
         if records.len() as u64 != check.count {
             outcome.failures.push(format!(
                 "{} [{}]: expected {} records, found {}",
@@ -164,6 +177,19 @@ async fn execute(scenario: &Scenario, options: &RunOptions, outcome: &mut Outcom
     instance.stop().await
 }
 
+/// The first fragment of `order` not found after its predecessor, described.
+fn out_of_order(log: &str, order: &[String]) -> Option<String> {
+    let mut from = 0;
+    for (i, fragment) in order.iter().enumerate() {
+        match log[from..].find(fragment.as_str()) {
+            Some(at) => from += at + fragment.len(),
+            None if i == 0 => return Some(format!("log lacks {fragment:?}")),
+            None => return Some(format!("log lacks {fragment:?} after {:?}", order[i - 1])),
+        }
+    }
+    None
+}
+
 /// The database path handed to the exporter: a fresh SQLite file built from the data set, so
 /// every scenario starts from the same FNMS state; or the scenario's literal `path`.
 fn prepare_database(dataset: &Dataset, fixtures: &Path, work: &Path) -> anyhow::Result<String> {
@@ -180,7 +206,9 @@ fn prepare_database(dataset: &Dataset, fixtures: &Path, work: &Path) -> anyhow::
         .execute_batch(&data)
         .with_context(|| format!("data set {}", dataset.fnms))?;
     if let Some(sql) = &dataset.sql {
-        connection.execute_batch(sql).context("scenario dataset.sql")?;
+        connection
+            .execute_batch(sql)
+            .context("scenario dataset.sql")?;
     }
     Ok(path.display().to_string())
 }
@@ -190,14 +218,48 @@ fn read(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The exporter's configuration file: OAuth client, fast timings, then the scenario's keys.
-fn write_exporter_config(scenario: &Scenario, credentials: &Credentials, work: &Path) -> anyhow::Result<PathBuf> {
+fn write_exporter_config(
+    scenario: &Scenario,
+    credentials: &Credentials,
+    work: &Path,
+) -> anyhow::Result<PathBuf> {
     let mut config: toml::Table = toml::from_str(TEST_TIMINGS)?;
-    config.insert("oauth_client_id".into(), credentials.oauth_client_id.clone().into());
-    config.insert("oauth_client_secret".into(), credentials.oauth_client_secret.clone().into());
+    config.insert(
+        "oauth_client_id".into(),
+        credentials.oauth_client_id.clone().into(),
+    );
+    config.insert(
+        "oauth_client_secret".into(),
+        credentials.oauth_client_secret.clone().into(),
+    );
     for (key, value) in &scenario.exporter.config {
         config.insert(key.clone(), value.clone());
     }
     let path = work.join("fnmp_servicenow_export.toml");
     std::fs::write(&path, toml::to_string(&config)?)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_of_order;
+
+    fn order(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn log_order_is_checked() {
+        let log = "hardware inventory: done\ncontracts: done\ninstalled applications: done\n";
+        assert_eq!(
+            out_of_order(log, &order(&["hardware", "contracts", "installed"])),
+            None
+        );
+        let wrong = out_of_order(log, &order(&["contracts", "hardware"])).expect("out of order");
+        assert!(
+            wrong.contains("\"hardware\" after \"contracts\""),
+            "{wrong}"
+        );
+        assert!(out_of_order(log, &order(&["assets"])).is_some());
+    }
 }

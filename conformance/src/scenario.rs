@@ -51,7 +51,11 @@ fn default_fnms() -> String {
 
 impl Default for Dataset {
     fn default() -> Self {
-        Dataset { fnms: default_fnms(), path: None, sql: None }
+        Dataset {
+            fnms: default_fnms(),
+            path: None,
+            sql: None,
+        }
     }
 }
 
@@ -97,6 +101,9 @@ pub struct Expect {
     /// Fragments that must not appear.
     #[serde(default)]
     pub log_excludes: Vec<String>,
+    /// Fragments that must appear in this order (each after the previous one's first match).
+    #[serde(default)]
+    pub log_in_order: Vec<String>,
     /// Row counts, through the Table API.
     #[serde(default)]
     pub tables: Vec<TableCount>,
@@ -134,21 +141,32 @@ fn one() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid scenario {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
 }
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Scenario::parse(path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-        let mut scenario: Scenario = toml::from_str(text)
-            .map_err(|source| ScenarioError::Parse { path: path.to_owned(), source })?;
+        let mut scenario: Scenario =
+            toml::from_str(text).map_err(|source| ScenarioError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
         if scenario.name.is_empty() {
             scenario.name = path
                 .file_stem()
@@ -189,13 +207,19 @@ mod tests {
         )
         .expect_err("typo must not pass");
         let text = err.to_string();
-        assert!(text.contains("x.toml") && text.contains("exit_kode"), "{text}");
+        assert!(
+            text.contains("x.toml") && text.contains("exit_kode"),
+            "{text}"
+        );
     }
 
     #[test]
     fn name_defaults_to_file_stem_and_dataset_to_sample() {
-        let s = Scenario::parse(Path::new("dir/my-case.toml"), "description = 'd'\n[expect]\nexit_code = 1\n")
-            .expect("valid");
+        let s = Scenario::parse(
+            Path::new("dir/my-case.toml"),
+            "description = 'd'\n[expect]\nexit_code = 1\n",
+        )
+        .expect("valid");
         assert_eq!(s.name, "my-case");
         assert_eq!(s.dataset.fnms, "sample");
         assert_eq!(s.expect.exit_code, 1);

@@ -73,13 +73,20 @@ impl Instance {
                         response.status()
                     );
                 }
-                Ok(Instance { url, credentials, embedded: None })
+                Ok(Instance {
+                    url,
+                    credentials,
+                    embedded: None,
+                })
             }
         }
     }
 
     /// Starts the emulator in this process on `listen` with a fresh in-memory database.
-    pub async fn start_embedded(listen: &str, credentials: Credentials) -> anyhow::Result<Instance> {
+    pub async fn start_embedded(
+        listen: &str,
+        credentials: Credentials,
+    ) -> anyhow::Result<Instance> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -98,7 +105,11 @@ impl Instance {
         }));
         let url = format!("http://{addr}");
         wait_healthy(&url).await?;
-        Ok(Instance { url, credentials, embedded: Some((stop, task)) })
+        Ok(Instance {
+            url,
+            credentials,
+            embedded: Some((stop, task)),
+        })
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -116,7 +127,9 @@ impl Instance {
 
     /// Waits until the caller asks to stop (Ctrl-C).
     pub async fn serve_until_ctrl_c(self) -> anyhow::Result<()> {
-        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
         self.stop().await
     }
 }

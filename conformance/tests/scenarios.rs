@@ -12,7 +12,10 @@ fn scenario(path: &Path) -> datatest_stable::Result<()> {
     if let Ok(url) = std::env::var("SNOW_CONFORMANCE_URL") {
         options.target = TargetSpec::Remote { url, reset: true };
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let outcome = runtime.block_on(conformance::run_scenario(&scenario, &options));
     if outcome.passed() {
         return Ok(());
