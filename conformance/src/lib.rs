@@ -32,3 +32,47 @@ pub mod exit_codes {
     /// Bad command line, unreadable scenario, or the harness itself could not start.
     pub const USAGE: i32 = 2;
 }
+
+/// The golden wire files are tested by each side on its own; these tests keep them consistent
+/// with each other, so the two sides are held to one contract.
+#[cfg(test)]
+mod golden_fixture_tests {
+    use std::collections::BTreeSet;
+
+    fn read(path: &str) -> String {
+        let full = crate::default_fixtures_dir().join("wire").join(path);
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+    }
+
+    #[test]
+    fn request_data_is_the_golden_payload_and_run_ids_are_distinct() {
+        let mut runs = BTreeSet::new();
+        for (request, payload, record) in [
+            ("inventory_export", "inventory", "<Inventory>"),
+            ("contract_export", "contracts", "<Contract>"),
+            ("application_export", "applications", "<Application>"),
+        ] {
+            let body: serde_json::Value =
+                serde_json::from_str(&read(&format!("requests/{request}.json"))).expect("JSON");
+            assert_eq!(
+                body["data"].as_str(),
+                Some(read(&format!("payloads/{payload}.xml")).as_str()),
+                "{request}"
+            );
+            let records = body["data"]
+                .as_str()
+                .unwrap_or_default()
+                .matches(record)
+                .count();
+            assert_eq!(
+                body["recordCount"].as_u64(),
+                Some(records as u64),
+                "{request}"
+            );
+            assert!(
+                runs.insert(body["importRunId"].to_string()),
+                "{request}: import run id reused"
+            );
+        }
+    }
+}

@@ -440,9 +440,11 @@ async fn contract_and_application_segments_are_staged() {
     ] {
         let emu = Emulator::start().await;
         let token = emu.token().await;
-        let r = emu.fnms(&token, &request(name)).await;
+        let body = request(name);
+        let r = emu.fnms(&token, &body).await;
         assert_eq!(r["returnCode"], 0, "{r}");
-        let done = emu.wait_run(&token, RUN).await;
+        let run = body["importRunId"].as_str().unwrap_or_default();
+        let done = emu.wait_run(&token, run).await;
         assert_eq!(done["state"], "succeeded");
         let staged = emu.records(table, "").await;
         assert_eq!(staged.len(), rows);
