@@ -81,13 +81,9 @@ pub fn basic(
     password: &str,
 ) -> Result<Option<Principal>, StoreError> {
     let users = table(catalog, "sys_user")?;
-    let Some(user) = store::find_by(conn, users, &[("user_name", user_name)])? else {
+    let Some(user) = store::find_exact(conn, users, "user_name", user_name)? else {
         return Ok(None);
     };
-    // find_by matches without regard to case; user names must match exactly.
-    if user.get("user_name").map(String::as_str) != Some(user_name) {
-        return Ok(None);
-    }
     let stored = raw_password(conn, users, &user["sys_id"], "user_password")?;
     if !verify_password(&stored, password) {
         return Ok(None);
@@ -143,11 +139,10 @@ fn client(
     client_secret: &str,
 ) -> Result<Option<Fields>, StoreError> {
     let entities = table(catalog, "oauth_entity")?;
-    let Some(entity) = store::find_by(conn, entities, &[("client_id", client_id)])? else {
+    let Some(entity) = store::find_exact(conn, entities, "client_id", client_id)? else {
         return Ok(None);
     };
-    let ok = entity.get("client_id").map(String::as_str) == Some(client_id)
-        && entity.get("active").map(String::as_str) == Some("true")
+    let ok = entity.get("active").map(String::as_str) == Some("true")
         && verify_password(
             &raw_password(conn, entities, &entity["sys_id"], "client_secret")?,
             client_secret,

@@ -286,6 +286,22 @@ pub fn find_by(
     Ok(find(conn, table, &q, 1, 0)?.into_iter().next())
 }
 
+/// The record whose `column` equals `value` exactly. Queries match without regard to case, as
+/// ServiceNow's do; credentials (user names, client ids) must match exactly, so among the
+/// case-insensitive matches the exact one is picked.
+pub fn find_exact(
+    conn: &Connection,
+    table: &Table,
+    column: &str,
+    value: &str,
+) -> Result<Option<Fields>, StoreError> {
+    let mut q = EncodedQuery::default();
+    q.and(column, super::Op::Eq, value);
+    Ok(find(conn, table, &q, 1000, 0)?
+        .into_iter()
+        .find(|r| r.get(column).map(String::as_str) == Some(value)))
+}
+
 /// The display value of the record a reference points to ("" when it does not exist).
 pub fn display_value(
     conn: &Connection,

@@ -244,3 +244,36 @@ async fn credentials_follow_the_configuration_and_are_never_shown() {
     assert!(creds.iter().all(|c| c.get("token").is_none()));
     emu.stop().await;
 }
+
+/// Queries match without regard to case, credentials must not: with users `admin` and `ADMIN`
+/// each logs in with its own password only.
+#[tokio::test]
+async fn user_names_differing_only_in_case_are_different_users() {
+    let emu = Emulator::start().await;
+    let r = emu
+        .send(
+            reqwest::Method::POST,
+            "/api/now/table/sys_user",
+            &json!({"user_name": "ADMIN", "user_password": "other"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let login = |user: &'static str, password: &'static str| {
+        emu.client
+            .get(emu.url("/api/now/table/sys_user?sysparm_limit=1"))
+            .basic_auth(user, Some(password))
+            .send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.expect("request").status();
+    assert_eq!(status(login("admin", "admin").await), StatusCode::OK);
+    assert_eq!(status(login("ADMIN", "other").await), StatusCode::OK);
+    assert_eq!(
+        status(login("ADMIN", "admin").await),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(login("admin", "other").await),
+        StatusCode::UNAUTHORIZED
+    );
+    emu.stop().await;
+}
