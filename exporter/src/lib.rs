@@ -51,16 +51,28 @@ pub mod exit_codes {
 /// Never calls `std::process::exit`, never installs global state (no global tracing subscriber,
 /// no environment mutation), so several runs can happen in one process concurrently.
 pub fn run(args: Vec<OsString>, log: Box<dyn Write + Send>) -> i32 {
+    run_with_clock(
+        args,
+        log::Log::new(log),
+        Arc::new(clock::SystemClock::new()),
+    )
+}
+
+/// [`run`] logging to stderr, as the binary does: when stderr is a terminal, each data type
+/// shows a progress bar (records, rate, ETA, segments, retries) instead of progress lines.
+pub fn run_on_stderr(args: Vec<OsString>) -> i32 {
+    use std::io::IsTerminal;
+    let stderr = std::io::stderr();
+    let log = if stderr.is_terminal() {
+        log::Log::on_terminal(Box::new(stderr))
+    } else {
+        log::Log::new(Box::new(stderr))
+    };
     run_with_clock(args, log, Arc::new(clock::SystemClock::new()))
 }
 
 /// [`run`] with the clock every wait goes through (back-off, `Retry-After`, polling).
-fn run_with_clock(
-    args: Vec<OsString>,
-    log: Box<dyn Write + Send>,
-    clock: Arc<dyn clock::Clock>,
-) -> i32 {
-    let mut log = log::Log::new(log);
+fn run_with_clock(args: Vec<OsString>, mut log: log::Log, clock: Arc<dyn clock::Clock>) -> i32 {
     let args = cli::translate_documented_options(args);
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -120,7 +132,7 @@ pub mod testing {
         log: Box<dyn Write + Send>,
         clock: Arc<dyn Clock>,
     ) -> i32 {
-        super::run_with_clock(args, log, clock)
+        super::run_with_clock(args, crate::log::Log::new(log), clock)
     }
 
     fn data_type(name: &str) -> Result<DataType, String> {

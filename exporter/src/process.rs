@@ -292,7 +292,7 @@ fn steps(
     log.info("database check passed");
 
     if let Some(dir) = &settings.dry_run {
-        return dry_run(&db, settings, log, dir, &plan, reports);
+        return dry_run(&db, settings, log, clock.as_ref(), dir, &plan, reports);
     }
 
     // 5. Export, in the documented order; the first failure skips the rest.
@@ -441,6 +441,7 @@ fn dry_run(
     db: &Database,
     settings: &Settings,
     log: &mut Log,
+    clock: &dyn Clock,
     dir: &Path,
     plan: &[(DataType, Baseline, bool)],
     reports: &mut Vec<TypeReport>,
@@ -452,6 +453,7 @@ fn dry_run(
     let mut manifest = Vec::new();
     for (dt, baseline, compare) in plan {
         let mut report = TypeReport::new(*dt, Outcome::Written);
+        let started = clock.elapsed();
         let mut files = Vec::new();
         let size = settings.tuning.segment_size;
         stream_segments(
@@ -475,6 +477,7 @@ fn dry_run(
                 Ok(())
             },
         )?;
+        report.duration = clock.elapsed().saturating_sub(started);
         log.info(format!(
             "{}: wrote {} {} in {} {} to '{}' ({})",
             dt.label(),
@@ -524,7 +527,9 @@ fn export_data_type(
         baseline.describe()
     ));
     let since = clock.elapsed();
-    stream_segments(
+    let bar = progress_bar(db, log, dt, baseline, compare);
+    log.set_bar(bar.clone());
+    let streamed = stream_segments(
         db,
         dt,
         baseline.since(),
@@ -545,7 +550,17 @@ fn export_data_type(
             if report.import_run.is_none() {
                 report.import_run = number;
             }
-            if report.segments % settings.tuning.progress_every == 0 && !last {
+            if let Some(bar) = &bar {
+                bar.set_position(report.records as u64);
+                let rate = report.records as f64 / bar.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!(
+                    "{rate:.0} records/s, {} {}, {} {}",
+                    report.segments,
+                    plural(report.segments, "segment", "segments"),
+                    instance.retries(),
+                    plural(instance.retries(), "retry", "retries")
+                ));
+            } else if report.segments % settings.tuning.progress_every == 0 && !last {
                 let seconds = clock
                     .elapsed()
                     .saturating_sub(since)
@@ -561,9 +576,18 @@ fn export_data_type(
             }
             Ok(())
         },
-    )?;
-
-    let number = poll_until_complete(instance, settings, log, clock, dt, &import_run_id)?;
+    );
+    let polled = streamed.and_then(|()| {
+        if let Some(bar) = &bar {
+            bar.set_message("waiting for the import run");
+        }
+        poll_until_complete(instance, settings, log, clock, dt, &import_run_id)
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+        log.set_bar(None);
+    }
+    let number = polled?;
     if number.is_some() {
         report.import_run = number;
     }
@@ -586,6 +610,32 @@ fn export_data_type(
         ));
     }
     Ok(())
+}
+
+/// On a terminal, a bar for the data type: records of the total, rate, ETA, segments, retries.
+fn progress_bar(
+    db: &Database,
+    log: &Log,
+    dt: DataType,
+    baseline: &Baseline,
+    compare: bool,
+) -> Option<indicatif::ProgressBar> {
+    if !log.draws_bars() {
+        return None;
+    }
+    let total = db.count_records(dt, baseline.since(), compare).ok()?;
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>22} [{bar:30}] {pos}/{len} records, ETA {eta}, {msg}",
+    )
+    .ok()?
+    .progress_chars("=> ");
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    )
+    .with_style(style)
+    .with_prefix(dt.label());
+    Some(bar)
 }
 
 /// Sends one segment with the policy's retries; returns the Import Run number it reports.

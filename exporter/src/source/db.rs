@@ -357,6 +357,34 @@ impl Database {
     /// Streams the data type's records in key order, changed on or after `baseline` if given,
     /// calling `each` with every record's field values (in field order). One row in memory at
     /// a time; `each` may do I/O (send a segment) between rows.
+    /// How many records [`Database::for_each_record`] would stream (for a progress bar's ETA).
+    pub(crate) fn count_records(
+        &self,
+        dt: DataType,
+        baseline: Option<NaiveDateTime>,
+        compare: bool,
+    ) -> Result<u64, rusqlite::Error> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT count(*) FROM ({})",
+            dt.query(baseline.is_some())
+        ))?;
+        bind_baseline(&mut statement, baseline, compare)?;
+        let mut rows = statement.raw_query();
+        let mut count: i64 = match rows.next()? {
+            Some(row) => row.get(0)?,
+            None => 0,
+        };
+        if dt == DataType::HardwareInventory {
+            let removed: i64 = self.conn.query_row(
+                &format!("SELECT count(*) FROM ({REMOVED_COMPUTERS})"),
+                [],
+                |row| row.get(0),
+            )?;
+            count += removed;
+        }
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     /// With `compare`, a differential query also selects what the bookkeeping shows changed
     /// (contract coverage, application names). Hardware inventory ends with the removed
     /// computers whatever the baseline.
@@ -378,16 +406,7 @@ impl Database {
             .conn
             .prepare(&dt.query(baseline.is_some()))
             .map_err(read_failed)?;
-        if let Some(baseline) = baseline {
-            statement
-                .raw_bind_parameter(1, baseline.format(TIMESTAMP_FORMAT).to_string())
-                .map_err(read_failed)?;
-            if statement.parameter_count() >= 2 {
-                statement
-                    .raw_bind_parameter(2, compare)
-                    .map_err(read_failed)?;
-            }
-        }
+        bind_baseline(&mut statement, baseline, compare).map_err(read_failed)?;
         let width = dt.fields().len();
         let mut rows = statement.raw_query();
         while let Some(row) = rows.next().map_err(read_failed)? {
@@ -405,6 +424,21 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// `?1` = the baseline and, where the query compares with the bookkeeping, `?2` = `compare`.
+fn bind_baseline(
+    statement: &mut rusqlite::Statement<'_>,
+    baseline: Option<NaiveDateTime>,
+    compare: bool,
+) -> Result<(), rusqlite::Error> {
+    if let Some(baseline) = baseline {
+        statement.raw_bind_parameter(1, baseline.format(TIMESTAMP_FORMAT).to_string())?;
+        if statement.parameter_count() >= 2 {
+            statement.raw_bind_parameter(2, compare)?;
+        }
+    }
+    Ok(())
 }
 
 fn row_values<'r>(row: &'r Row<'r>, width: usize) -> impl Iterator<Item = FieldValue<'r>> {
@@ -551,6 +585,39 @@ mod tests {
             db.last_success(DataType::Contracts).expect("reads"),
             Some(later)
         );
+    }
+
+    #[test]
+    fn count_records_counts_what_is_streamed_removed_computers_included() {
+        let db = golden();
+        let at = parse_timestamp("2026-11-27 03:00:00");
+        for dt in DataType::ALL {
+            db.snapshot(dt).expect("snapshot");
+            db.record_success(dt, at.expect("ts")).expect("record");
+        }
+        db.conn
+            .execute_batch(
+                "DELETE FROM InstalledSoftware WHERE ComplianceComputerID = 4;
+                 DELETE FROM ContractComplianceComputer WHERE ComplianceComputerID = 4;
+                 DELETE FROM ComplianceComputer WHERE ComplianceComputerID = 4;",
+            )
+            .expect("remove computer 4");
+        for dt in DataType::ALL {
+            for (baseline, compare) in [(None, false), (at, true)] {
+                let mut streamed = 0u64;
+                db.for_each_record(dt, baseline, compare, |_| {
+                    streamed += 1;
+                    Ok(())
+                })
+                .expect("streams");
+                let counted = db.count_records(dt, baseline, compare).expect("counts");
+                assert_eq!(counted, streamed, "{dt:?} {baseline:?}");
+            }
+        }
+        let removed = db
+            .count_records(DataType::HardwareInventory, at, true)
+            .expect("counts");
+        assert_eq!(removed, 1, "only the removed computer 4 changed");
     }
 
     #[test]
