@@ -560,7 +560,11 @@ fn export_data_type(
                     instance.retries(),
                     plural(instance.retries(), "retry", "retries")
                 ));
-            } else if report.segments % settings.tuning.progress_every == 0 && !last {
+            } else if report
+                .segments
+                .is_multiple_of(settings.tuning.progress_every)
+                && !last
+            {
                 let seconds = clock
                     .elapsed()
                     .saturating_sub(since)

@@ -37,8 +37,8 @@ enum Change {
     RemoveCoverage(i64, i64),
     RenameTitle(i64, String),
     RenamePublisher(i64, String),
-    ChangeVersion(i64, String),
-    ChangeEdition(i64, Option<String>),
+    NewVersion(i64, String),
+    NewEdition(i64, Option<String>),
     Install(i64, i64),
     UpdateContract(i64, String),
 }
@@ -55,9 +55,9 @@ fn change() -> impl Strategy<Value = Change> {
         (contract.clone(), computer.clone()).prop_map(|(k, c)| Change::RemoveCoverage(k, c)),
         (title.clone(), name).prop_map(|(t, n)| Change::RenameTitle(t, n)),
         (1i64..=3, name).prop_map(|(p, n)| Change::RenamePublisher(p, n)),
-        (title.clone(), "[0-9.]{1,5}").prop_map(|(t, v)| Change::ChangeVersion(t, v)),
+        (title.clone(), "[0-9.]{1,5}").prop_map(|(t, v)| Change::NewVersion(t, v)),
         (title.clone(), proptest::option::of("[A-Z][a-z]{2,8}"))
-            .prop_map(|(t, e)| Change::ChangeEdition(t, e)),
+            .prop_map(|(t, e)| Change::NewEdition(t, e)),
         (computer, title).prop_map(|(c, t)| Change::Install(c, t)),
         (contract, name).prop_map(|(k, n)| Change::UpdateContract(k, n)),
     ]
@@ -102,11 +102,11 @@ fn apply(conn: &rusqlite::Connection, change: &Change) {
              AND NOT EXISTS (SELECT 1 FROM Publisher WHERE Name = ?2)",
             rusqlite::params![id, name],
         ),
-        Change::ChangeVersion(id, version) => conn.execute(
+        Change::NewVersion(id, version) => conn.execute(
             "UPDATE SoftwareTitle SET Version = ?2 WHERE SoftwareTitleID = ?1",
             rusqlite::params![id, version],
         ),
-        Change::ChangeEdition(id, edition) => conn.execute(
+        Change::NewEdition(id, edition) => conn.execute(
             "UPDATE SoftwareTitle SET Edition = ?2 WHERE SoftwareTitleID = ?1",
             rusqlite::params![id, edition],
         ),
