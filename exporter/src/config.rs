@@ -36,6 +36,7 @@ struct ConfigFile {
     oauth_client_secret: Option<String>,
     database: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    progress_every_segments: Option<u64>,
 }
 
 /// Timing and sizing of the transfer.
@@ -52,6 +53,8 @@ pub(crate) struct Tuning {
     pub(crate) poll_interval: Duration,
     pub(crate) poll_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    /// A progress line every this many segments.
+    pub(crate) progress_every: u64,
 }
 
 impl Default for Tuning {
@@ -64,6 +67,7 @@ impl Default for Tuning {
             poll_interval: Duration::from_millis(2000),
             poll_timeout: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(120),
+            progress_every: 10,
         }
     }
 }
@@ -99,6 +103,8 @@ pub(crate) struct Settings {
     pub(crate) tuning: Tuning,
     pub(crate) log_file: Option<PathBuf>,
     pub(crate) log_level: Level,
+    /// `--dry-run DIR`: write the segments there, send nothing.
+    pub(crate) dry_run: Option<PathBuf>,
 }
 
 impl Settings {
@@ -133,7 +139,13 @@ impl Settings {
             request_timeout: file
                 .request_timeout_secs
                 .map_or(defaults.request_timeout, Duration::from_secs),
+            progress_every: file
+                .progress_every_segments
+                .unwrap_or(defaults.progress_every),
         };
+        if tuning.progress_every == 0 {
+            return Err(bad("progress_every_segments must be at least 1".into()));
+        }
         if !(1..=1000).contains(&tuning.max_tries) {
             return Err(bad("max_tries must be between 1 and 1000".into()));
         }
@@ -189,6 +201,15 @@ impl Settings {
         let ca_file = cli.ca_file.or(file.ca_file.map(relative_to_file));
 
         let url = normalise_url(&cli.url)?;
+        let refresh_token = match (cli.token, &cli.token_file) {
+            (_, Some(path)) => read_token_file(path)?,
+            (Some(token), None) => token,
+            (None, None) => {
+                return Err(ExportError::Usage(
+                    "no refresh token: give -token, --token-file or SNOW_REFRESH_TOKEN".into(),
+                ));
+            }
+        };
         let endpoint = cli.endpoint.map(|e| normalise_endpoint(&e)).transpose()?;
 
         let data_types = DataType::ALL
@@ -203,7 +224,7 @@ impl Settings {
         Ok(Settings {
             url,
             user: cli.user,
-            refresh_token: cli.token,
+            refresh_token,
             endpoint,
             changes: ChangeOptions {
                 differential: cli.changes.unwrap_or(true),
@@ -221,6 +242,7 @@ impl Settings {
             tuning,
             log_file: cli.log_file,
             log_level: Level::from_counts(cli.verbose, cli.quiet),
+            dry_run: cli.dry_run,
         })
     }
 }
@@ -242,13 +264,43 @@ fn read_config(path: &Path) -> Result<ConfigFile, ExportError> {
     })
 }
 
+/// The refresh token from `--token-file`: its first non-blank line, trimmed.
+fn read_token_file(path: &Path) -> Result<String, ExportError> {
+    let bad =
+        |reason: String| ExportError::Usage(format!("--token-file '{}': {reason}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| bad("the file holds no token".into()))
+}
+
 fn normalise_url(url: &str) -> Result<String, ExportError> {
+    // The mistakes an operator makes most: no scheme (`instance:8443`, `127.0.0.1:8080`).
+    let missing_scheme = || {
+        ExportError::Usage(format!(
+            "-url '{url}' has no scheme: write it as https://{url} (or http://{url} for a \
+             plain-HTTP instance)"
+        ))
+    };
+    if !url.contains("://") {
+        if reqwest::Url::parse(&format!("https://{url}")).is_ok() {
+            return Err(missing_scheme());
+        }
+        return Err(ExportError::Usage(format!(
+            "-url '{url}' is not a URL: write it as https://HOST or https://HOST:PORT"
+        )));
+    }
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| ExportError::Usage(format!("-url '{url}' is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "https" | "http") {
         return Err(ExportError::Usage(format!(
             "-url '{url}' must be an https:// (or http://) URL"
         )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ExportError::Usage(format!("-url '{url}' names no host")));
     }
     Ok(url.trim_end_matches('/').to_owned())
 }
@@ -347,6 +399,37 @@ mod tests {
         let mut c = cli(&[]);
         c.url = "ftp://x".into();
         assert_eq!(Settings::resolve(c).expect_err("ftp").exit_code(), 2);
+        for (url, hint) in [
+            ("127.0.0.1:8080", "write it as https://127.0.0.1:8080"),
+            ("instance.example", "has no scheme"),
+            ("https://", "is not a URL"),
+        ] {
+            let mut c = cli(&[]);
+            c.url = url.into();
+            let err = Settings::resolve(c).expect_err(url);
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains(hint), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn token_file_supplies_the_refresh_token() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "\n  secret-refresh  \n").expect("write");
+        let mut c = cli(&[]);
+        c.token = None;
+        c.token_file = Some(path.clone());
+        assert_eq!(
+            Settings::resolve(c).expect("resolves").refresh_token,
+            "secret-refresh"
+        );
+        std::fs::write(&path, " \n").expect("write");
+        let mut c = cli(&[]);
+        c.token = None;
+        c.token_file = Some(path);
+        let err = Settings::resolve(c).expect_err("empty");
+        assert!(err.to_string().contains("holds no token"), "{err}");
     }
 
     #[test]

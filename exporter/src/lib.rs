@@ -16,6 +16,7 @@
 //! codes), `log` (the run's log).
 
 mod cli;
+mod clock;
 mod config;
 mod error;
 mod log;
@@ -27,6 +28,7 @@ mod transport;
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::sync::Arc;
 
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -49,7 +51,28 @@ pub mod exit_codes {
 /// Never calls `std::process::exit`, never installs global state (no global tracing subscriber,
 /// no environment mutation), so several runs can happen in one process concurrently.
 pub fn run(args: Vec<OsString>, log: Box<dyn Write + Send>) -> i32 {
-    let mut log = log::Log::new(log);
+    run_with_clock(
+        args,
+        log::Log::new(log),
+        Arc::new(clock::SystemClock::new()),
+    )
+}
+
+/// [`run`] logging to stderr, as the binary does: when stderr is a terminal, each data type
+/// shows a progress bar (records, rate, ETA, segments, retries) instead of progress lines.
+pub fn run_on_stderr(args: Vec<OsString>) -> i32 {
+    use std::io::IsTerminal;
+    let stderr = std::io::stderr();
+    let log = if stderr.is_terminal() {
+        log::Log::on_terminal(Box::new(stderr))
+    } else {
+        log::Log::new(Box::new(stderr))
+    };
+    run_with_clock(args, log, Arc::new(clock::SystemClock::new()))
+}
+
+/// [`run`] with the clock every wait goes through (back-off, `Retry-After`, polling).
+fn run_with_clock(args: Vec<OsString>, mut log: log::Log, clock: Arc<dyn clock::Clock>) -> i32 {
     let args = cli::translate_documented_options(args);
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -82,7 +105,7 @@ pub fn run(args: Vec<OsString>, log: Box<dyn Write + Send>) -> i32 {
             }
         }
     }
-    match process::run(&settings, &mut log) {
+    match process::run(&settings, &mut log, clock) {
         Ok(()) => exit_codes::SUCCESS,
         Err(error) => error.exit_code(),
     }
@@ -94,8 +117,23 @@ pub mod testing {
     use std::borrow::Cow;
     use std::path::Path;
 
+    use std::ffi::OsString;
+    use std::io::Write;
+    use std::sync::Arc;
+
+    pub use crate::clock::{Clock, VirtualClock};
     use crate::payload::{SegmentWriter, stream_segments};
     use crate::source::{DataType, Database, FieldValue, Source};
+
+    /// [`crate::run`] on the given clock: tests of back-off, `Retry-After` and polling use a
+    /// [`VirtualClock`] and take milliseconds.
+    pub fn run_with_clock(
+        args: Vec<OsString>,
+        log: Box<dyn Write + Send>,
+        clock: Arc<dyn Clock>,
+    ) -> i32 {
+        super::run_with_clock(args, crate::log::Log::new(log), clock)
+    }
 
     fn data_type(name: &str) -> Result<DataType, String> {
         DataType::ALL
@@ -123,12 +161,52 @@ pub mod testing {
         let dt = data_type(data_type_name)?;
         let db = Database::open(&Source::from_path(db.to_path_buf())).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
-        stream_segments(&db, dt, None, segment_size, |segment, last| {
+        stream_segments(&db, dt, None, false, segment_size, |segment, last| {
             out.push((segment.xml, segment.records, last));
             Ok(())
         })
         .map_err(|e| e.to_string())?;
         Ok(out)
+    }
+
+    /// One record: its non-NULL fields as (name, text).
+    pub type Record = Vec<(&'static str, String)>;
+
+    /// What the exporter would send for one data type from the SQLite file `db`, exactly as a
+    /// run does (snapshot, records changed since `since` or all, bookkeeping compared when the
+    /// data type has a recorded success); then records the success at `record_at`, as a run
+    /// does once the Import Run succeeded.
+    pub fn export_records(
+        db: &Path,
+        data_type_name: &str,
+        since: Option<&str>,
+        record_at: &str,
+    ) -> Result<Vec<Record>, String> {
+        let dt = data_type(data_type_name)?;
+        let db = Database::open(&Source::File(db.to_path_buf())).map_err(|e| e.to_string())?;
+        let parse = |t: &str| crate::source::parse_timestamp(t).ok_or(format!("bad time '{t}'"));
+        let since = since.map(parse).transpose()?;
+        let compare = since.is_some() && db.has_bookkeeping(dt).map_err(|e| e.to_string())?;
+        db.snapshot(dt).map_err(|e| e.to_string())?;
+        let mut records = Vec::new();
+        db.for_each_record(dt, since, compare, |values| {
+            let record = dt
+                .fields()
+                .iter()
+                .zip(values)
+                .filter_map(|(field, value)| {
+                    let mut text = String::new();
+                    crate::payload::write_field_text(&mut text, field.format, &value)?;
+                    Some((field.name, text))
+                })
+                .collect();
+            records.push(record);
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        db.record_success(dt, parse(record_at)?)
+            .map_err(|e| e.to_string())?;
+        Ok(records)
     }
 
     /// One segment of the given records, each a list of optional field texts in field order.

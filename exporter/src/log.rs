@@ -44,6 +44,10 @@ pub(crate) struct Log {
     out: Box<dyn Write + Send>,
     file: Option<File>,
     level: Level,
+    /// `out` is a terminal: progress is drawn as bars rather than logged as lines.
+    terminal: bool,
+    /// The bar being drawn; log lines are written around it.
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Log {
@@ -52,7 +56,27 @@ impl Log {
             out,
             file: None,
             level: Level::Info,
+            terminal: false,
+            bar: None,
         }
+    }
+
+    /// A log whose writer is a terminal: data types show progress bars (on stderr).
+    pub(crate) fn on_terminal(out: Box<dyn Write + Send>) -> Log {
+        Log {
+            terminal: true,
+            ..Log::new(out)
+        }
+    }
+
+    /// Whether progress bars are drawn: on a terminal, at the default level or above.
+    pub(crate) fn draws_bars(&self) -> bool {
+        self.terminal && self.enabled(Level::Info)
+    }
+
+    /// Sets (or clears) the bar the log writes around.
+    pub(crate) fn set_bar(&mut self, bar: Option<indicatif::ProgressBar>) {
+        self.bar = bar;
     }
 
     pub(crate) fn set_level(&mut self, level: Level) {
@@ -79,8 +103,15 @@ impl Log {
         }
         let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
         let line = format!("{stamp} {} {message}\n", level.label());
-        let _ = self.out.write_all(line.as_bytes());
-        let _ = self.out.flush();
+        let out = &mut self.out;
+        let mut write = || {
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
         if let Some(file) = &mut self.file {
             let _ = file.write_all(line.as_bytes());
         }
@@ -106,6 +137,15 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_only_on_a_terminal_at_the_default_level() {
+        assert!(!Log::new(Box::new(std::io::sink())).draws_bars());
+        let mut log = Log::on_terminal(Box::new(std::io::sink()));
+        assert!(log.draws_bars());
+        log.set_level(Level::Warn);
+        assert!(!log.draws_bars(), "-q: no bar");
+    }
 
     #[test]
     fn verbosity_counts_map_to_levels() {

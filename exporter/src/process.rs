@@ -3,11 +3,14 @@
 //! hardware inventory, contracts, installed applications (each one Import Run: segments,
 //! then `export_status` polling). Any failure abandons the run; later data types are skipped.
 
-use std::time::Instant;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{NaiveDateTime, Timelike, Utc};
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::config::{ChangeOptions, DEFAULT_ENDPOINT, Settings};
 use crate::error::ExportError;
 use crate::log::Log;
@@ -83,17 +86,84 @@ pub(crate) fn select_baseline(
     }
 }
 
-/// What one data type's export came to.
+/// How one data type's export ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Succeeded,
+    Failed,
+    Skipped,
+    /// `--dry-run`: written to the folder, nothing sent.
+    Written,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Written => "written (dry run)",
+        }
+    }
+}
+
+/// What one data type's export came to (one line of the final summary).
 struct TypeReport {
     data_type: DataType,
     records: usize,
     segments: u64,
+    retries: u64,
+    import_run: Option<String>,
+    duration: Duration,
+    outcome: Outcome,
 }
 
+impl TypeReport {
+    fn new(data_type: DataType, outcome: Outcome) -> TypeReport {
+        TypeReport {
+            data_type,
+            records: 0,
+            segments: 0,
+            retries: 0,
+            import_run: None,
+            duration: Duration::ZERO,
+            outcome,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "summary: {}: {} {}, {} {}, {} {}, import run {}, {:.1} s, {}",
+            self.data_type.label(),
+            self.records,
+            plural(self.records as u64, "record", "records"),
+            self.segments,
+            plural(self.segments, "segment", "segments"),
+            self.retries,
+            plural(self.retries, "retry", "retries"),
+            self.import_run.as_deref().unwrap_or("-"),
+            self.duration.as_secs_f64(),
+            self.outcome.label()
+        )
+    }
+}
+
+/// The documented caution of excluding hardware inventory [CFG-FNMS-22R2].
+const WITHOUT_INVENTORY_CAUTION: &str = "hardware inventory is excluded (-WithHardwareInventory \
+     false): contracts and installed applications depend on computers existing in ServiceNow, so \
+     this may leave gaps in the contract and software records imported; Flexera recommends \
+     exporting all data types";
+
 /// Runs the whole process and logs its outcome. Returns the failure, already logged.
-pub(crate) fn run(settings: &Settings, log: &mut Log) -> Result<(), ExportError> {
+pub(crate) fn run(
+    settings: &Settings,
+    log: &mut Log,
+    clock: Arc<dyn Clock>,
+) -> Result<(), ExportError> {
     let mode = if settings.connection_test {
         "connection test"
+    } else if settings.dry_run.is_some() {
+        "dry run"
     } else {
         "export"
     };
@@ -103,29 +173,36 @@ pub(crate) fn run(settings: &Settings, log: &mut Log) -> Result<(), ExportError>
         settings.user,
         settings.source.path().display()
     ));
-    let mut skipped = Vec::new();
-    let result = steps(settings, log, &mut skipped);
+    if !settings.connection_test && !settings.data_types.contains(&DataType::HardwareInventory) {
+        log.warn(WITHOUT_INVENTORY_CAUTION);
+    }
+    let mut reports = Vec::new();
+    let result = steps(settings, log, &clock, &mut reports);
+    for report in &reports {
+        log.info(report.line());
+    }
     match &result {
-        Ok(reports) if settings.connection_test => {
-            debug_assert!(reports.is_empty());
-            log.info("connection test succeeded");
-        }
-        Ok(reports) => log.info(summary(reports)),
+        Ok(()) if settings.connection_test => log.info("connection test succeeded"),
+        Ok(()) => log.info(summary(mode, &reports)),
         Err(error) => {
             log.error(error);
+            let skipped: Vec<&str> = reports
+                .iter()
+                .filter(|r| r.outcome == Outcome::Skipped)
+                .map(|r| r.data_type.label())
+                .collect();
             if !skipped.is_empty() {
-                let names: Vec<&str> = skipped.iter().map(|dt: &DataType| dt.label()).collect();
-                log.warn(format!("skipped remaining exports: {}", names.join(", ")));
+                log.warn(format!("skipped remaining exports: {}", skipped.join(", ")));
             }
             log.error(format!("{mode} failed (exit code {})", error.exit_code()));
         }
     }
-    result.map(|_| ())
+    result
 }
 
-fn summary(reports: &[TypeReport]) -> String {
+fn summary(mode: &str, reports: &[TypeReport]) -> String {
     if reports.is_empty() {
-        return "export succeeded: no data types selected".into();
+        return format!("{mode} succeeded: no data types selected");
     }
     let parts: Vec<String> = reports
         .iter()
@@ -140,7 +217,7 @@ fn summary(reports: &[TypeReport]) -> String {
             )
         })
         .collect();
-    format!("export succeeded: {}", parts.join(", "))
+    format!("{mode} succeeded: {}", parts.join(", "))
 }
 
 fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
@@ -150,8 +227,9 @@ fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
 fn steps(
     settings: &Settings,
     log: &mut Log,
-    skipped: &mut Vec<DataType>,
-) -> Result<Vec<TypeReport>, ExportError> {
+    clock: &Arc<dyn Clock>,
+    reports: &mut Vec<TypeReport>,
+) -> Result<(), ExportError> {
     let run_started = Utc::now().naive_utc();
     let mut instance = Instance::new(crate::transport::InstanceConfig {
         url: &settings.url,
@@ -161,7 +239,7 @@ fn steps(
         refresh_token: &settings.refresh_token,
         ca_file: settings.ca_file.as_deref(),
         request_timeout: settings.tuning.request_timeout,
-        policy: RetryPolicy::new(&settings.tuning),
+        policy: RetryPolicy::new(&settings.tuning, clock.clone()),
     })
     .map_err(ExportError::Usage)?;
 
@@ -179,18 +257,20 @@ fn steps(
     instance.set_endpoint(&endpoint);
     log.debug(format!("endpoint: /{}", instance.endpoint_path()));
 
-    // 2. Credential test.
-    log.info("starting credential test");
-    credential_test(&mut instance, log)?;
-    log.info("credential test passed");
-    if settings.connection_test {
-        return Ok(Vec::new());
-    }
+    if settings.dry_run.is_none() {
+        // 2. Credential test.
+        log.info("starting credential test");
+        credential_test(&mut instance, log)?;
+        log.info("credential test passed");
+        if settings.connection_test {
+            return Ok(());
+        }
 
-    // 3. Instance readiness.
-    log.info("starting instance readiness check");
-    readiness_check(&mut instance, log)?;
-    log.info("instance readiness check passed");
+        // 3. Instance readiness.
+        log.info("starting instance readiness check");
+        readiness_check(&mut instance, log)?;
+        log.info("instance readiness check passed");
+    }
 
     // 4. Database check, including the baselines it will use.
     log.info("starting database check");
@@ -205,22 +285,42 @@ fn steps(
         } else {
             None
         };
-        plan.push((dt, select_baseline(&settings.changes, run_started, last)));
+        let baseline = select_baseline(&settings.changes, run_started, last);
+        let compare = baseline.since().is_some() && db.has_bookkeeping(dt)?;
+        plan.push((dt, baseline, compare));
     }
     log.info("database check passed");
 
+    if let Some(dir) = &settings.dry_run {
+        return dry_run(&db, settings, log, clock.as_ref(), dir, &plan, reports);
+    }
+
     // 5. Export, in the documented order; the first failure skips the rest.
-    let mut reports = Vec::new();
+    instance.end_preflight();
     let mut history_note_logged = false;
-    for (index, (dt, baseline)) in plan.iter().enumerate() {
-        match export_data_type(&db, &mut instance, settings, log, *dt, baseline) {
-            Ok(report) => {
-                reports.push(report);
-            }
-            Err(error) => {
-                skipped.extend(plan[index + 1..].iter().map(|(dt, _)| *dt));
-                return Err(error);
-            }
+    for (index, (dt, baseline, compare)) in plan.iter().enumerate() {
+        let mut report = TypeReport::new(*dt, Outcome::Failed);
+        let started = clock.elapsed();
+        let retries_before = instance.retries();
+        let result = export_data_type(
+            &db,
+            &mut instance,
+            settings,
+            log,
+            clock.as_ref(),
+            (baseline, *compare),
+            &mut report,
+        );
+        report.retries = instance.retries() - retries_before;
+        report.duration = clock.elapsed().saturating_sub(started);
+        reports.push(report);
+        if let Err(error) = result {
+            reports.extend(
+                plan[index + 1..]
+                    .iter()
+                    .map(|(dt, _, _)| TypeReport::new(*dt, Outcome::Skipped)),
+            );
+            return Err(error);
         }
         if !db.is_persistent() && !history_note_logged {
             log.info(format!(
@@ -230,7 +330,7 @@ fn steps(
             history_note_logged = true;
         }
     }
-    Ok(reports)
+    Ok(())
 }
 
 fn credential_test(instance: &mut Instance, log: &mut Log) -> Result<(), ExportError> {
@@ -335,20 +435,88 @@ fn readiness_check(instance: &mut Instance, log: &mut Log) -> Result<(), ExportE
     Ok(())
 }
 
+/// `--dry-run DIR`: each data type's segments as `DIR/<transactionType>-NNNNN.xml` and a
+/// `DIR/manifest.json` listing them; nothing is sent and no baseline is recorded.
+fn dry_run(
+    db: &Database,
+    settings: &Settings,
+    log: &mut Log,
+    clock: &dyn Clock,
+    dir: &Path,
+    plan: &[(DataType, Baseline, bool)],
+    reports: &mut Vec<TypeReport>,
+) -> Result<(), ExportError> {
+    let cannot = |path: &Path, e: std::io::Error| {
+        ExportError::Usage(format!("--dry-run: cannot write '{}': {e}", path.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| cannot(dir, e))?;
+    let mut manifest = Vec::new();
+    for (dt, baseline, compare) in plan {
+        let mut report = TypeReport::new(*dt, Outcome::Written);
+        let started = clock.elapsed();
+        let mut files = Vec::new();
+        let size = settings.tuning.segment_size;
+        stream_segments(
+            db,
+            *dt,
+            baseline.since(),
+            *compare,
+            size,
+            |segment, last| {
+                report.segments += 1;
+                report.records += segment.records;
+                let name = format!("{}-{:05}.xml", dt.transaction_type(), report.segments);
+                let path = dir.join(&name);
+                std::fs::write(&path, &segment.xml).map_err(|e| cannot(&path, e))?;
+                files.push(serde_json::json!({
+                    "file": name,
+                    "segmentNumber": report.segments,
+                    "lastSegment": last,
+                    "recordCount": segment.records,
+                }));
+                Ok(())
+            },
+        )?;
+        report.duration = clock.elapsed().saturating_sub(started);
+        log.info(format!(
+            "{}: wrote {} {} in {} {} to '{}' ({})",
+            dt.label(),
+            report.records,
+            plural(report.records as u64, "record", "records"),
+            report.segments,
+            plural(report.segments, "segment", "segments"),
+            dir.display(),
+            baseline.describe()
+        ));
+        manifest.push(serde_json::json!({
+            "dataType": dt.history_key(),
+            "transactionType": dt.transaction_type(),
+            "baseline": baseline.since().map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string()),
+            "records": report.records,
+            "segments": files,
+        }));
+        reports.push(report);
+    }
+    let path = dir.join("manifest.json");
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "dataTypes": manifest }))
+        .unwrap_or_default();
+    std::fs::write(&path, text + "\n").map_err(|e| cannot(&path, e))
+}
+
 /// Step 5 for one data type: one Import Run, its segments, then polling until complete.
+/// Fills `report` as it goes, so a failure still reports how far it got.
 fn export_data_type(
     db: &Database,
     instance: &mut Instance,
     settings: &Settings,
     log: &mut Log,
-    dt: DataType,
-    baseline: &Baseline,
-) -> Result<TypeReport, ExportError> {
+    clock: &dyn Clock,
+    (baseline, compare): (&Baseline, bool),
+    report: &mut TypeReport,
+) -> Result<(), ExportError> {
+    let dt = report.data_type;
+    db.snapshot(dt)?;
     let label = dt.label();
-    let fail = |reason: String| ExportError::Export {
-        data_type: label,
-        reason,
-    };
     let started = Utc::now()
         .naive_utc()
         .with_nanosecond(0)
@@ -358,81 +526,176 @@ fn export_data_type(
         "{label}: starting export, import run id {import_run_id}, {}",
         baseline.describe()
     ));
-
-    let mut segments = 0u64;
-    let mut records = 0usize;
-    let mut import_run: Option<String> = None;
-    stream_segments(
+    let since = clock.elapsed();
+    let bar = progress_bar(db, log, dt, baseline, compare);
+    log.set_bar(bar.clone());
+    let streamed = stream_segments(
         db,
         dt,
         baseline.since(),
+        compare,
         settings.tuning.segment_size,
         |segment: Segment, last: bool| {
-            segments += 1;
-            records += segment.records;
-            let transaction_id = Uuid::new_v4().to_string();
-            let transaction = Transaction::segment(
-                &transaction_id,
-                dt.transaction_type(),
+            report.segments += 1;
+            report.records += segment.records;
+            let number = send_segment(
+                instance,
+                log,
+                dt,
                 &import_run_id,
-                segments,
+                report.segments,
                 last,
-                segment.records,
-                &segment.xml,
-            );
-            let what = format!("{label} segment {segments}");
-            let result = instance
-                .transact(log, &what, &transaction)
-                .map_err(|failure| match failure {
-                    Failure::Abandoned(reason) => fail(format!(
-                        "segment {segments} refused with {reason}; export abandoned"
-                    )),
-                    other => fail(format!("segment {segments} {other}")),
-                })?;
-            log.debug(format!(
-                "{what}: {} records accepted as {} of {}{}",
-                segment.records,
-                result.import_transaction.as_deref().unwrap_or("?"),
-                result.import_run.as_deref().unwrap_or("?"),
-                if result.duplicate == Some(true) {
-                    " (duplicate)"
-                } else {
-                    ""
-                }
-            ));
-            if import_run.is_none() {
-                import_run = result.import_run;
+                &segment,
+            )?;
+            if report.import_run.is_none() {
+                report.import_run = number;
+            }
+            if let Some(bar) = &bar {
+                bar.set_position(report.records as u64);
+                let rate = report.records as f64 / bar.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!(
+                    "{rate:.0} records/s, {} {}, {} {}",
+                    report.segments,
+                    plural(report.segments, "segment", "segments"),
+                    instance.retries(),
+                    plural(instance.retries(), "retry", "retries")
+                ));
+            } else if report
+                .segments
+                .is_multiple_of(settings.tuning.progress_every)
+                && !last
+            {
+                let seconds = clock
+                    .elapsed()
+                    .saturating_sub(since)
+                    .as_secs_f64()
+                    .max(0.001);
+                log.info(format!(
+                    "{label}: {} segments sent, {} records, {:.0} records/s, {} retries so far",
+                    report.segments,
+                    report.records,
+                    report.records as f64 / seconds,
+                    instance.retries()
+                ));
             }
             Ok(())
         },
-    )?;
-
-    let run_number = poll_until_complete(instance, settings, log, dt, &import_run_id)?
-        .or(import_run)
+    );
+    let polled = streamed.and_then(|()| {
+        if let Some(bar) = &bar {
+            bar.set_message("waiting for the import run");
+        }
+        poll_until_complete(instance, settings, log, clock, dt, &import_run_id)
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+        log.set_bar(None);
+    }
+    let number = polled?;
+    if number.is_some() {
+        report.import_run = number;
+    }
+    let run_number = report
+        .import_run
+        .clone()
         .unwrap_or_else(|| import_run_id.clone());
+    report.import_run = Some(run_number.clone());
+    report.outcome = Outcome::Succeeded;
     log.info(format!(
-        "{label}: exported {records} {} in {segments} {}; import run {run_number} succeeded",
-        plural(records as u64, "record", "records"),
-        plural(segments, "segment", "segments"),
+        "{label}: exported {} {} in {} {}; import run {run_number} succeeded",
+        report.records,
+        plural(report.records as u64, "record", "records"),
+        report.segments,
+        plural(report.segments, "segment", "segments"),
     ));
     if let Err(e) = db.record_success(dt, started) {
         log.warn(format!(
             "{label}: could not record the export in ServiceNowExportHistory: {e}"
         ));
     }
-    Ok(TypeReport {
-        data_type: dt,
-        records,
-        segments,
-    })
+    Ok(())
 }
 
-/// Polls `export_status` every `poll_interval` until the run is complete. Returns the Import
-/// Run's number on success.
+/// On a terminal, a bar for the data type: records of the total, rate, ETA, segments, retries.
+fn progress_bar(
+    db: &Database,
+    log: &Log,
+    dt: DataType,
+    baseline: &Baseline,
+    compare: bool,
+) -> Option<indicatif::ProgressBar> {
+    if !log.draws_bars() {
+        return None;
+    }
+    let total = db.count_records(dt, baseline.since(), compare).ok()?;
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>22} [{bar:30}] {pos}/{len} records, ETA {eta}, {msg}",
+    )
+    .ok()?
+    .progress_chars("=> ");
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    )
+    .with_style(style)
+    .with_prefix(dt.label());
+    Some(bar)
+}
+
+/// Sends one segment with the policy's retries; returns the Import Run number it reports.
+fn send_segment(
+    instance: &mut Instance,
+    log: &mut Log,
+    dt: DataType,
+    import_run_id: &str,
+    number: u64,
+    last: bool,
+    segment: &Segment,
+) -> Result<Option<String>, ExportError> {
+    let fail = |reason: String| ExportError::Export {
+        data_type: dt.label(),
+        reason,
+    };
+    let transaction_id = Uuid::new_v4().to_string();
+    let transaction = Transaction::segment(
+        &transaction_id,
+        dt.transaction_type(),
+        import_run_id,
+        number,
+        last,
+        segment.records,
+        &segment.xml,
+    );
+    let what = format!("{} segment {number}", dt.label());
+    let result = instance
+        .transact(log, &what, &transaction)
+        .map_err(|failure| match failure {
+            Failure::Abandoned(reason) => fail(format!(
+                "segment {number} refused with {reason}; export abandoned"
+            )),
+            other => fail(format!("segment {number} {other}")),
+        })?;
+    log.debug(format!(
+        "{what}: {} records accepted as {} of {}{}",
+        segment.records,
+        result.import_transaction.as_deref().unwrap_or("?"),
+        result.import_run.as_deref().unwrap_or("?"),
+        if result.duplicate == Some(true) {
+            " (duplicate)"
+        } else {
+            ""
+        }
+    ));
+    Ok(result.import_run)
+}
+
+/// Polls `export_status` every `poll_interval` until the run is complete, logging each change
+/// of state. Returns the Import Run's number on success.
 fn poll_until_complete(
     instance: &mut Instance,
     settings: &Settings,
     log: &mut Log,
+    clock: &dyn Clock,
     dt: DataType,
     import_run_id: &str,
 ) -> Result<Option<String>, ExportError> {
@@ -441,8 +704,9 @@ fn poll_until_complete(
         data_type: label,
         reason,
     };
-    let deadline = Instant::now() + settings.tuning.poll_timeout;
+    let deadline = clock.elapsed() + settings.tuning.poll_timeout;
     let what = format!("{label} status");
+    let mut last_state = String::new();
     loop {
         let transaction_id = Uuid::new_v4().to_string();
         let result = instance
@@ -457,6 +721,17 @@ fn poll_until_complete(
             .import_run
             .clone()
             .unwrap_or_else(|| import_run_id.to_owned());
+        let counts = result
+            .transactions
+            .as_ref()
+            .map(|t| format!(" (transactions: {t})"))
+            .unwrap_or_default();
+        if state != last_state {
+            log.info(format!("{label}: import run {number} is {state}{counts}"));
+            state.clone_into(&mut last_state);
+        } else {
+            log.debug(format!("{label}: import run {number} is {state}{counts}"));
+        }
         let complete = result.complete == Some(true) || matches!(state, "succeeded" | "failed");
         if complete {
             if state == "succeeded" {
@@ -469,19 +744,13 @@ fn poll_until_complete(
                 .unwrap_or_default();
             return Err(fail(format!("import run {number} {state}{message}")));
         }
-        let counts = result
-            .transactions
-            .as_ref()
-            .map(|t| format!(" (transactions: {t})"))
-            .unwrap_or_default();
-        log.debug(format!("{label}: import run {number} is {state}{counts}"));
-        if Instant::now() + settings.tuning.poll_interval > deadline {
+        if clock.elapsed() + settings.tuning.poll_interval > deadline {
             return Err(fail(format!(
                 "import run {number} did not complete within {} s (last state: {state})",
                 settings.tuning.poll_timeout.as_secs()
             )));
         }
-        std::thread::sleep(settings.tuning.poll_interval);
+        clock.sleep(settings.tuning.poll_interval);
     }
 }
 

@@ -36,6 +36,7 @@ successful export recorded in ServiceNowExportHistory, else none (everything is 
 Environment:
   SNOW_OAUTH_CLIENT_ID      OAuth client id (overridden by --oauth-client-id)
   SNOW_OAUTH_CLIENT_SECRET  OAuth client secret (overridden by --oauth-client-secret)
+  SNOW_REFRESH_TOKEN        OAuth refresh token (overridden by -token; never logged)
 
 Configuration file (--config PATH, TOML, every key optional; flags > environment > file):
   max_tries = 10               tries per request, the first included (documented default 10)
@@ -45,6 +46,7 @@ Configuration file (--config PATH, TOML, every key optional; flags > environment
   poll_interval_ms = 2000      time between export_status requests
   poll_timeout_secs = 3600     how long to wait for an Import Run to complete
   request_timeout_secs = 120   timeout of one HTTP request
+  progress_every_segments = 10 a progress line every N segments
   oauth_client_id = \"…\"        OAuth client id
   oauth_client_secret = \"…\"    OAuth client secret
   database = \"PATH\"            operations database (relative to the configuration file)
@@ -85,9 +87,11 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "NAME", help_heading = DOCUMENTED)]
     pub(crate) user: String,
 
-    /// OAuth refresh token copied from ServiceNow [-token; mandatory]
-    #[arg(long, value_name = "REFRESH_TOKEN", help_heading = DOCUMENTED)]
-    pub(crate) token: String,
+    /// OAuth refresh token copied from ServiceNow; visible in the process list, so prefer
+    /// --token-file or the environment [-token; mandatory unless --token-file]
+    #[arg(long, value_name = "REFRESH_TOKEN", env = "SNOW_REFRESH_TOKEN", hide_env_values = true,
+          required_unless_present = "token_file", help_heading = DOCUMENTED)]
+    pub(crate) token: Option<String>,
 
     /// Integration endpoint: api/x_fls_flexera_fnms/integration/fnmstosn or fnmp.do
     /// [-endpoint; default: ServiceNowExportSetting 'Endpoint' in the database, else the
@@ -149,6 +153,16 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "SECRET", env = "SNOW_OAUTH_CLIENT_SECRET",
           hide_env_values = true, help_heading = SOURCE)]
     pub(crate) oauth_client_secret: Option<String>,
+
+    /// Read the refresh token from this file (its first non-blank line, trimmed)
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, conflicts_with = "token",
+          help_heading = SOURCE)]
+    pub(crate) token_file: Option<PathBuf>,
+
+    /// Write the segments that would be sent to this folder (one XML file per segment and a
+    /// manifest.json) and send nothing; only the licence and database checks run
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, help_heading = SOURCE)]
+    pub(crate) dry_run: Option<PathBuf>,
 
     /// Extra PEM root certificates to trust for HTTPS (e.g. an emulator's self-signed one)
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = SOURCE)]
@@ -226,7 +240,7 @@ mod tests {
         let cli = parse(&args).expect("documented synopsis parses");
         assert_eq!(cli.url, "https://x");
         assert_eq!(cli.user, "u");
-        assert_eq!(cli.token, "t");
+        assert_eq!(cli.token.as_deref(), Some("t"));
         assert_eq!(cli.endpoint.as_deref(), Some("fnmp.do"));
         assert_eq!(cli.changes, Some(false));
         assert_eq!(cli.changes_period, Some(-7));

@@ -22,51 +22,76 @@ enum Takes {
     Nothing,
 }
 
-/// The documented spellings ([CLI-22R1]) and the long option each stands for.
-const DOCUMENTED: &[(&str, &str, Takes)] = &[
-    ("-url", "--url", Takes::Value),
-    ("-user", "--user", Takes::Value),
-    ("-token", "--token", Takes::Value),
-    ("-endpoint", "--endpoint", Takes::Value),
-    ("-changes", "--changes", Takes::Boolean),
-    ("-changesPeriod", "--changes-period", Takes::Value),
-    ("-changesSince", "--changes-since", Takes::Value),
-    ("-connectionTest", "--connection-test", Takes::Boolean),
-    ("-withApplications", "--with-applications", Takes::Boolean),
-    ("-withContracts", "--with-contracts", Takes::Boolean),
-    (
-        "-WithHardwareInventory",
-        "--with-hardware-inventory",
-        Takes::Boolean,
-    ),
-    ("-help", "--help", Takes::Nothing),
-];
+/// One documented spelling and the long option it stands for.
+struct Spelling {
+    documented: String,
+    long: String,
+    takes: Takes,
+}
+
+/// How a clap argument takes its value.
+fn takes(arg: &clap::Arg) -> Takes {
+    if !arg.get_action().takes_values() {
+        Takes::Nothing
+    } else if arg.get_num_args().is_some_and(|n| n.min_values() == 0) {
+        Takes::Boolean
+    } else {
+        Takes::Value
+    }
+}
+
+/// The documented spelling an option's help names in brackets (`[-changesPeriod]`,
+/// `[-withContracts; default true]`): the one place it is written.
+fn documented_in_help(arg: &clap::Arg) -> Option<String> {
+    let help = arg.get_help()?.to_string();
+    let rest = &help[help.find("[-")? + 1..];
+    let end = rest.find([';', ']', ' '])?;
+    Some(rest[..end].to_owned())
+}
+
+/// The table, derived from the clap definition ([`super::Cli`]) so that the two cannot drift;
+/// `-help` is clap's own.
+fn spellings() -> Vec<Spelling> {
+    let command = <super::Cli as clap::CommandFactory>::command();
+    let mut table: Vec<Spelling> = command
+        .get_arguments()
+        .filter_map(|arg| {
+            Some(Spelling {
+                documented: documented_in_help(arg)?,
+                long: format!("--{}", arg.get_long()?),
+                takes: takes(arg),
+            })
+        })
+        .collect();
+    table.push(Spelling {
+        documented: "-help".into(),
+        long: "--help".into(),
+        takes: Takes::Nothing,
+    });
+    table
+}
 
 /// Long options whose value is the next argument (never translated itself).
-const LONG_WITH_VALUE: &[&str] = &[
-    "--url",
-    "--user",
-    "--token",
-    "--endpoint",
-    "--changes-period",
-    "--changes-since",
-    "--db",
-    "--config",
-    "--log-file",
-    "--ca-file",
-    "--oauth-client-id",
-    "--oauth-client-secret",
-];
+fn long_with_value() -> Vec<String> {
+    let command = <super::Cli as clap::CommandFactory>::command();
+    command
+        .get_arguments()
+        .filter(|arg| takes(arg) == Takes::Value)
+        .filter_map(|arg| Some(format!("--{}", arg.get_long()?)))
+        .collect()
+}
 
-fn documented(name: &str) -> Option<(&'static str, Takes)> {
-    DOCUMENTED
+fn documented(table: &[Spelling], name: &str) -> Option<(String, Takes)> {
+    table
         .iter()
-        .find(|(spelling, _, _)| spelling.eq_ignore_ascii_case(name))
-        .map(|&(_, long, takes)| (long, takes))
+        .find(|s| s.documented.eq_ignore_ascii_case(name))
+        .map(|s| (s.long.clone(), s.takes))
 }
 
 /// Rewrites documented spellings into long options. `args[0]` is the program name.
 pub(crate) fn translate_documented_options(args: Vec<OsString>) -> Vec<OsString> {
+    let table = spellings();
+    let long_with_value = long_with_value();
     let mut out = Vec::with_capacity(args.len());
     let mut args = args.into_iter();
     if let Some(program) = args.next() {
@@ -84,7 +109,7 @@ pub(crate) fn translate_documented_options(args: Vec<OsString>) -> Vec<OsString>
             break;
         }
         if text.starts_with("--") {
-            let takes_next = LONG_WITH_VALUE.contains(&text);
+            let takes_next = long_with_value.iter().any(|long| long == text);
             out.push(arg);
             if takes_next && let Some(value) = args.next() {
                 out.push(value);
@@ -95,12 +120,12 @@ pub(crate) fn translate_documented_options(args: Vec<OsString>) -> Vec<OsString>
             Some((name, value)) => (name, Some(value)),
             None => (text, None),
         };
-        let Some((long, takes)) = documented(name) else {
+        let Some((long, takes)) = documented(&table, name) else {
             out.push(arg);
             continue;
         };
         let joined = |value: &std::ffi::OsStr| {
-            let mut joined = OsString::from(long);
+            let mut joined = OsString::from(&long);
             joined.push("=");
             joined.push(value);
             joined
@@ -109,15 +134,15 @@ pub(crate) fn translate_documented_options(args: Vec<OsString>) -> Vec<OsString>
             (Some(value), _) => out.push(joined(std::ffi::OsStr::new(value))),
             (None, Takes::Value) => match args.next() {
                 Some(value) => out.push(joined(&value)),
-                None => out.push(OsString::from(long)),
+                None => out.push(OsString::from(&long)),
             },
             (None, Takes::Boolean) => {
                 match args.next_if(|next| !next.to_string_lossy().starts_with('-')) {
                     Some(value) => out.push(joined(&value)),
-                    None => out.push(OsString::from(long)),
+                    None => out.push(OsString::from(&long)),
                 }
             }
-            (None, Takes::Nothing) => out.push(OsString::from(long)),
+            (None, Takes::Nothing) => out.push(OsString::from(&long)),
         }
     }
     out
@@ -137,6 +162,37 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_table_derived_from_clap_holds_every_documented_option() {
+        let table = spellings();
+        let names: Vec<&str> = table.iter().map(|s| s.documented.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "-url",
+                "-user",
+                "-token",
+                "-endpoint",
+                "-changes",
+                "-changesPeriod",
+                "-changesSince",
+                "-connectionTest",
+                "-withApplications",
+                "-withContracts",
+                "-WithHardwareInventory",
+                "-help"
+            ]
+        );
+        let period = table.iter().find(|s| s.documented == "-changesPeriod");
+        assert!(period.is_some_and(|s| s.long == "--changes-period" && s.takes == Takes::Value));
+        let changes = table.iter().find(|s| s.documented == "-changes");
+        assert!(changes.is_some_and(|s| s.takes == Takes::Boolean));
+        let long = long_with_value();
+        for option in ["--token-file", "--dry-run", "--db", "--ca-file", "--token"] {
+            assert!(long.iter().any(|l| l == option), "{option}: {long:?}");
+        }
     }
 
     #[test]

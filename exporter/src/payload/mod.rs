@@ -93,11 +93,12 @@ pub(crate) fn stream_segments(
     db: &Database,
     data_type: DataType,
     baseline: Option<NaiveDateTime>,
+    compare: bool,
     segment_size: usize,
     mut emit: impl FnMut(Segment, bool) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {
     let mut writer = SegmentWriter::new(data_type);
-    db.for_each_record(data_type, baseline, |values| {
+    db.for_each_record(data_type, baseline, compare, |values| {
         if writer.records() >= segment_size {
             let next = SegmentWriter::with_capacity(data_type, writer.xml.len() + 1024);
             let full = std::mem::replace(&mut writer, next).finish();
@@ -107,6 +108,19 @@ pub(crate) fn stream_segments(
         Ok(())
     })?;
     emit(writer.finish(), true)
+}
+
+/// A field's text as the XML carries it (escaped), or `None` for NULL (omitted).
+pub(crate) fn write_field_text(
+    out: &mut String,
+    format: FieldFormat,
+    value: &FieldValue<'_>,
+) -> Option<()> {
+    if matches!(value, FieldValue::Null) {
+        return None;
+    }
+    write_value(out, format, value);
+    Some(())
 }
 
 fn write_value(out: &mut String, format: FieldFormat, value: &FieldValue<'_>) {

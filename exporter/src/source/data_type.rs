@@ -59,6 +59,8 @@ const INVENTORY_FIELDS: &[Field] = &[
     plain("HostComputerID"),
     plain("HostComputerName"),
     plain("InventoryDate"),
+    // Only on a removed computer's record (`true`); NULL, hence omitted, otherwise.
+    plain("Removed"),
 ];
 
 const CONTRACT_FIELDS: &[Field] = &[
@@ -95,11 +97,12 @@ SELECT c.ComplianceComputerID, c.ComputerName, c.Domain, t.DefaultValue, c.Opera
        c.ServicePack, c.Manufacturer, c.ModelNo, c.SerialNo, c.ChassisType, c.ComputerType,
        c.TotalMemory, c.TotalDiskSpace, c.NumberOfProcessors, c.NumberOfCores, c.ProcessorType,
        c.MaxClockSpeed, c.IPAddress, c.MACAddress, c.HostComplianceComputerID, h.ComputerName,
-       c.InventoryDate
+       c.InventoryDate, NULL
 FROM ComplianceComputer c
 LEFT JOIN ComplianceComputerType t ON t.ComplianceComputerTypeID = c.ComplianceComputerTypeID
 LEFT JOIN ComplianceComputer h ON h.ComplianceComputerID = c.HostComplianceComputerID";
-const INVENTORY_CHANGED: &str = "WHERE c.UpdatedDate >= ?1";
+// A VM is re-sent when its host changed (it carries HostComputerName).
+const INVENTORY_CHANGED: &str = "WHERE c.UpdatedDate >= ?1 OR h.UpdatedDate >= ?1";
 const INVENTORY_ORDER: &str = "ORDER BY c.ComplianceComputerID";
 
 const CONTRACT_SELECT: &str = "\
@@ -107,7 +110,16 @@ SELECT c.ContractID, c.ContractNo, c.ContractName, c.ContractType, c.Vendor, c.S
        c.EndDate, c.Value, c.Currency, c.Status, c.Description, cc.ComplianceComputerID
 FROM Contract c
 LEFT JOIN ContractComplianceComputer cc ON cc.ContractID = c.ContractID";
-const CONTRACT_CHANGED: &str = "WHERE c.UpdatedDate >= ?1";
+// ?2 = 1: also contracts whose covered computers differ from those last exported.
+const CONTRACT_CHANGED: &str = "\
+WHERE c.UpdatedDate >= ?1 OR (?2 AND c.ContractID IN (
+    SELECT ContractID FROM (SELECT ContractID, ComplianceComputerID FROM ContractComplianceComputer
+                            EXCEPT
+                            SELECT ContractID, ComplianceComputerID FROM ServiceNowExportedCoverage)
+    UNION
+    SELECT ContractID FROM (SELECT ContractID, ComplianceComputerID FROM ServiceNowExportedCoverage
+                            EXCEPT
+                            SELECT ContractID, ComplianceComputerID FROM ContractComplianceComputer)))";
 const CONTRACT_ORDER: &str = "ORDER BY c.ContractID, cc.ComplianceComputerID";
 
 const APPLICATION_SELECT: &str = "\
@@ -116,7 +128,17 @@ SELECT i.ComplianceComputerID, i.SoftwareTitleID, s.FullName, p.Name, s.ProductN
 FROM InstalledSoftware i
 LEFT JOIN SoftwareTitle s ON s.SoftwareTitleID = i.SoftwareTitleID
 LEFT JOIN Publisher p ON p.PublisherID = s.PublisherID";
-const APPLICATION_CHANGED: &str = "WHERE i.UpdatedDate >= ?1";
+// ?2 = 1: also installations of applications whose title, publisher, version or edition
+// differ from those last exported.
+const APPLICATION_CHANGED: &str = "\
+WHERE i.UpdatedDate >= ?1 OR (?2 AND i.SoftwareTitleID IN (
+    SELECT t.SoftwareTitleID
+    FROM SoftwareTitle t
+    LEFT JOIN Publisher tp ON tp.PublisherID = t.PublisherID
+    LEFT JOIN ServiceNowExportedTitle e ON e.SoftwareTitleID = t.SoftwareTitleID
+    WHERE e.SoftwareTitleID IS NULL OR e.FullName IS NOT t.FullName
+       OR e.Publisher IS NOT tp.Name OR e.Version IS NOT t.Version
+       OR e.Edition IS NOT t.Edition))";
 const APPLICATION_ORDER: &str = "ORDER BY i.ComplianceComputerID, i.SoftwareTitleID";
 
 impl DataType {
@@ -190,7 +212,8 @@ impl DataType {
         }
     }
 
-    /// The query; with `differential` it takes the baseline as parameter `?1`.
+    /// The query; with `differential` it takes the baseline as parameter `?1` and, as `?2`,
+    /// whether to compare with the exporter's bookkeeping (1) or not (0).
     pub(crate) fn query(self, differential: bool) -> String {
         let (select, changed, order) = match self {
             DataType::HardwareInventory => (INVENTORY_SELECT, INVENTORY_CHANGED, INVENTORY_ORDER),

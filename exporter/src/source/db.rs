@@ -22,6 +22,57 @@ const COMMON_TABLES: &[&str] = &[
     "ServiceNowExportHistory",
 ];
 
+/// The exporter's own tables beside `ServiceNowExportHistory` (docs/fnms-database.md): what
+/// the last successful export of each data type sent, so that the next differential export
+/// can tell removed computers, changed contract coverage and renamed applications.
+const BOOKKEEPING_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS ServiceNowExportedComputer (
+    ComplianceComputerID INTEGER PRIMARY KEY,
+    ComputerName         TEXT,
+    SerialNo             TEXT
+);
+CREATE TABLE IF NOT EXISTS ServiceNowExportedCoverage (
+    ContractID           INTEGER NOT NULL,
+    ComplianceComputerID INTEGER NOT NULL,
+    PRIMARY KEY (ContractID, ComplianceComputerID)
+);
+CREATE TABLE IF NOT EXISTS ServiceNowExportedTitle (
+    SoftwareTitleID INTEGER PRIMARY KEY,
+    FullName        TEXT,
+    Publisher       TEXT,
+    Version         TEXT,
+    Edition         TEXT
+);";
+
+/// Removed computers: exported before, gone from `ComplianceComputer` now. Same columns as
+/// the inventory query, `Removed` = 'true'.
+const REMOVED_COMPUTERS: &str = "
+SELECT e.ComplianceComputerID, e.ComputerName, NULL, NULL, NULL, NULL, NULL, NULL, e.SerialNo,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'true'
+FROM ServiceNowExportedComputer e
+WHERE NOT EXISTS (SELECT 1 FROM ComplianceComputer c
+                  WHERE c.ComplianceComputerID = e.ComplianceComputerID)
+ORDER BY e.ComplianceComputerID";
+
+/// The bookkeeping table of a data type and the query of its current state.
+fn bookkeeping(dt: DataType) -> (&'static str, &'static str) {
+    match dt {
+        DataType::HardwareInventory => (
+            "ServiceNowExportedComputer",
+            "SELECT ComplianceComputerID, ComputerName, SerialNo FROM ComplianceComputer",
+        ),
+        DataType::Contracts => (
+            "ServiceNowExportedCoverage",
+            "SELECT ContractID, ComplianceComputerID FROM ContractComplianceComputer",
+        ),
+        DataType::InstalledApplications => (
+            "ServiceNowExportedTitle",
+            "SELECT t.SoftwareTitleID, t.FullName, p.Name, t.Version, t.Edition
+             FROM SoftwareTitle t LEFT JOIN Publisher p ON p.PublisherID = t.PublisherID",
+        ),
+    }
+}
+
 /// Timestamp format of `UpdatedDate` and `LastSuccessUTC` (UTC).
 pub(crate) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
@@ -89,6 +140,8 @@ impl Database {
         // Large ORDER BY sorts spill to disk rather than grow the heap.
         conn.pragma_update(None, "temp_store", "FILE")
             .map_err(|e| fail(e.to_string()))?;
+        conn.execute_batch(BOOKKEEPING_TABLES)
+            .map_err(|e| fail(format!("cannot create the export bookkeeping tables: {e}")))?;
         Ok(Database {
             conn,
             source: source.clone(),
@@ -248,13 +301,49 @@ impl Database {
         .transpose()
     }
 
-    /// Records `started` as the data type's new baseline.
+    /// Takes the snapshot of what this export of `dt` sends (before reading its records), for
+    /// [`Database::record_success`] to keep. A temporary table: on disk, not in the heap.
+    pub(crate) fn snapshot(&self, dt: DataType) -> Result<(), ExportError> {
+        let (table, current) = bookkeeping(dt);
+        self.conn
+            .execute_batch(&format!(
+                "DROP TABLE IF EXISTS temp.Snapshot{table};
+                 CREATE TEMP TABLE Snapshot{table} AS {current};"
+            ))
+            .map_err(|e| ExportError::Export {
+                data_type: dt.label(),
+                reason: format!("cannot read the FNMS operations database: {e}"),
+            })
+    }
+
+    /// Whether the bookkeeping of `dt` may be compared with: it is written together with the
+    /// history, so a recorded last success means it describes that export.
+    pub(crate) fn has_bookkeeping(&self, dt: DataType) -> Result<bool, ExportError> {
+        Ok(self.last_success(dt)?.is_some())
+    }
+
+    /// Records `started` as the data type's new baseline and the snapshot taken before the
+    /// export as its bookkeeping, in one transaction (after the Import Run succeeded).
     pub(crate) fn record_success(
         &self,
         dt: DataType,
         started: NaiveDateTime,
     ) -> Result<(), rusqlite::Error> {
-        self.conn.execute(
+        let (table, _) = bookkeeping(dt);
+        let has_snapshot: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM temp.sqlite_schema WHERE name = ?1)",
+            [format!("Snapshot{table}")],
+            |row| row.get(0),
+        )?;
+        let tx = self.conn.unchecked_transaction()?;
+        if has_snapshot {
+            tx.execute_batch(&format!(
+                "DELETE FROM {table};
+                 INSERT INTO {table} SELECT * FROM temp.Snapshot{table};
+                 DROP TABLE temp.Snapshot{table};"
+            ))?;
+        }
+        tx.execute(
             "INSERT INTO ServiceNowExportHistory (DataType, LastSuccessUTC) VALUES (?1, ?2)
              ON CONFLICT (DataType) DO UPDATE SET LastSuccessUTC = excluded.LastSuccessUTC",
             params![
@@ -262,16 +351,48 @@ impl Database {
                 started.format(TIMESTAMP_FORMAT).to_string()
             ],
         )?;
-        Ok(())
+        tx.commit()
     }
 
     /// Streams the data type's records in key order, changed on or after `baseline` if given,
     /// calling `each` with every record's field values (in field order). One row in memory at
     /// a time; `each` may do I/O (send a segment) between rows.
+    /// How many records [`Database::for_each_record`] would stream (for a progress bar's ETA).
+    pub(crate) fn count_records(
+        &self,
+        dt: DataType,
+        baseline: Option<NaiveDateTime>,
+        compare: bool,
+    ) -> Result<u64, rusqlite::Error> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT count(*) FROM ({})",
+            dt.query(baseline.is_some())
+        ))?;
+        bind_baseline(&mut statement, baseline, compare)?;
+        let mut rows = statement.raw_query();
+        let mut count: i64 = match rows.next()? {
+            Some(row) => row.get(0)?,
+            None => 0,
+        };
+        if dt == DataType::HardwareInventory {
+            let removed: i64 = self.conn.query_row(
+                &format!("SELECT count(*) FROM ({REMOVED_COMPUTERS})"),
+                [],
+                |row| row.get(0),
+            )?;
+            count += removed;
+        }
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    /// With `compare`, a differential query also selects what the bookkeeping shows changed
+    /// (contract coverage, application names). Hardware inventory ends with the removed
+    /// computers whatever the baseline.
     pub(crate) fn for_each_record(
         &self,
         dt: DataType,
         baseline: Option<NaiveDateTime>,
+        compare: bool,
         mut each: impl FnMut(&mut dyn Iterator<Item = FieldValue<'_>>) -> Result<(), ExportError>,
     ) -> Result<(), ExportError> {
         let read_failed = |e: rusqlite::Error| ExportError::Export {
@@ -285,18 +406,39 @@ impl Database {
             .conn
             .prepare(&dt.query(baseline.is_some()))
             .map_err(read_failed)?;
-        let mut rows = match baseline {
-            Some(baseline) => statement.query([baseline.format(TIMESTAMP_FORMAT).to_string()]),
-            None => statement.query([]),
-        }
-        .map_err(read_failed)?;
+        bind_baseline(&mut statement, baseline, compare).map_err(read_failed)?;
         let width = dt.fields().len();
+        let mut rows = statement.raw_query();
         while let Some(row) = rows.next().map_err(read_failed)? {
             let mut values = row_values(row, width);
             each(&mut values)?;
         }
+        drop(rows);
+        if dt == DataType::HardwareInventory {
+            let mut removed = self.conn.prepare(REMOVED_COMPUTERS).map_err(read_failed)?;
+            let mut rows = removed.query([]).map_err(read_failed)?;
+            while let Some(row) = rows.next().map_err(read_failed)? {
+                let mut values = row_values(row, width);
+                each(&mut values)?;
+            }
+        }
         Ok(())
     }
+}
+
+/// `?1` = the baseline and, where the query compares with the bookkeeping, `?2` = `compare`.
+fn bind_baseline(
+    statement: &mut rusqlite::Statement<'_>,
+    baseline: Option<NaiveDateTime>,
+    compare: bool,
+) -> Result<(), rusqlite::Error> {
+    if let Some(baseline) = baseline {
+        statement.raw_bind_parameter(1, baseline.format(TIMESTAMP_FORMAT).to_string())?;
+        if statement.parameter_count() >= 2 {
+            statement.raw_bind_parameter(2, compare)?;
+        }
+    }
+    Ok(())
 }
 
 fn row_values<'r>(row: &'r Row<'r>, width: usize) -> impl Iterator<Item = FieldValue<'r>> {
@@ -446,12 +588,46 @@ mod tests {
     }
 
     #[test]
+    fn count_records_counts_what_is_streamed_removed_computers_included() {
+        let db = golden();
+        let at = parse_timestamp("2026-11-27 03:00:00");
+        for dt in DataType::ALL {
+            db.snapshot(dt).expect("snapshot");
+            db.record_success(dt, at.expect("ts")).expect("record");
+        }
+        db.conn
+            .execute_batch(
+                "DELETE FROM InstalledSoftware WHERE ComplianceComputerID = 4;
+                 DELETE FROM ContractComplianceComputer WHERE ComplianceComputerID = 4;
+                 DELETE FROM ComplianceComputer WHERE ComplianceComputerID = 4;",
+            )
+            .expect("remove computer 4");
+        for dt in DataType::ALL {
+            for (baseline, compare) in [(None, false), (at, true)] {
+                let mut streamed = 0u64;
+                db.for_each_record(dt, baseline, compare, |_| {
+                    streamed += 1;
+                    Ok(())
+                })
+                .expect("streams");
+                let counted = db.count_records(dt, baseline, compare).expect("counts");
+                assert_eq!(counted, streamed, "{dt:?} {baseline:?}");
+            }
+        }
+        let removed = db
+            .count_records(DataType::HardwareInventory, at, true)
+            .expect("counts");
+        assert_eq!(removed, 1, "only the removed computer 4 changed");
+    }
+
+    #[test]
     fn differential_query_filters_on_updated_date() {
         let db = golden();
         let mut ids = Vec::new();
         db.for_each_record(
             DataType::HardwareInventory,
             parse_timestamp("2026-11-19"),
+            false,
             |values| {
                 match values.next() {
                     Some(FieldValue::Integer(id)) => ids.push(id),

@@ -9,7 +9,7 @@ mod data_type;
 mod db;
 
 pub(crate) use data_type::{DataType, FieldFormat};
-pub(crate) use db::{Database, FieldValue};
+pub(crate) use db::{Database, FieldValue, parse_timestamp};
 
 use std::path::{Path, PathBuf};
 

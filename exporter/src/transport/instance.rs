@@ -22,6 +22,8 @@ pub(crate) enum Failure {
     Unauthorized(String),
     /// A refusal that retrying cannot change (e.g. a Table API ACL).
     Refused(String),
+    /// No HTTP answer, for a reason retrying cannot change (before any data is sent).
+    Unreachable(String),
 }
 
 impl fmt::Display for Failure {
@@ -32,7 +34,8 @@ impl fmt::Display for Failure {
             }
             Failure::Abandoned(reason)
             | Failure::Unauthorized(reason)
-            | Failure::Refused(reason) => f.write_str(reason),
+            | Failure::Refused(reason)
+            | Failure::Unreachable(reason) => f.write_str(reason),
         }
     }
 }
@@ -65,6 +68,10 @@ pub(crate) struct Instance {
     refresh_token: String,
     access_token: Option<String>,
     policy: RetryPolicy,
+    /// `host:port` of the instance, for messages.
+    host: String,
+    /// Until data is sent, causes no retry can fix fail at once (see [`transport_error`]).
+    fail_fast: bool,
 }
 
 impl Instance {
@@ -92,7 +99,19 @@ impl Instance {
         let client = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let host = reqwest::Url::parse(config.url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_owned();
+                Some(match u.port_or_known_default() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_else(|| config.url.to_owned());
         Ok(Instance {
+            host,
+            fail_fast: true,
             client,
             base: config.url.to_owned(),
             endpoint_path: config.endpoint.to_owned(),
@@ -111,6 +130,16 @@ impl Instance {
             .clone_into(&mut self.endpoint_path);
     }
 
+    /// From now on data is being sent: every failed try is retried (documented ten tries).
+    pub(crate) fn end_preflight(&mut self) {
+        self.fail_fast = false;
+    }
+
+    /// Retried tries so far.
+    pub(crate) fn retries(&self) -> u64 {
+        self.policy.retries()
+    }
+
     pub(crate) fn endpoint_path(&self) -> &str {
         &self.endpoint_path
     }
@@ -125,6 +154,7 @@ impl Instance {
             ("refresh_token", self.refresh_token.as_str()),
         ];
         let client = &self.client;
+        let (fail_fast, host) = (self.fail_fast, self.host.as_str());
         let token = self.policy.run(
             log,
             "token request",
@@ -136,7 +166,7 @@ impl Instance {
                     .send()
                 {
                     Ok(response) => response,
-                    Err(e) => return transport_error(&e),
+                    Err(e) => return transport_error(&e, fail_fast, host),
                 };
                 let status = response.status();
                 log.debug(format!("POST /oauth_token.do -> {}", status.as_u16()));
@@ -326,7 +356,7 @@ impl Instance {
                 let token = self.access_token.clone().unwrap_or_default();
                 let response = match request(&self.client, &token).send() {
                     Ok(response) => response,
-                    Err(e) => return transport_error(&e),
+                    Err(e) => return transport_error(&e, self.fail_fast, &self.host),
                 };
                 if response.status() != StatusCode::UNAUTHORIZED {
                     return interpret(log, response);
@@ -354,7 +384,17 @@ fn retryable(status: StatusCode) -> bool {
         || status == StatusCode::REQUEST_TIMEOUT
 }
 
-fn transport_error<T, F>(error: &reqwest::Error) -> Attempt<T, F> {
+/// A failed try from a request that got no HTTP answer. Before any data is sent
+/// (`fail_fast`), a cause no retry can fix (refused connection, unknown host, TLS failure)
+/// fails at once with its fix; timeouts, and everything once data flows, are retried.
+fn transport_error<T>(error: &reqwest::Error, fail_fast: bool, host: &str) -> Attempt<T, Failure> {
+    let chain = error_chain(error);
+    if fail_fast
+        && !error.is_timeout()
+        && let Some(cause) = Unreachable::classify(&chain)
+    {
+        return Attempt::Fail(Failure::Unreachable(cause.explain(host, &chain)));
+    }
     let kind = if error.is_timeout() {
         "request timed out"
     } else if error.is_connect() {
@@ -363,8 +403,64 @@ fn transport_error<T, F>(error: &reqwest::Error) -> Attempt<T, F> {
         "transport error"
     };
     Attempt::Retry {
-        reason: format!("{kind}: {}", error_chain(error)),
+        reason: format!("{kind}: {chain}"),
         retry_after: None,
+    }
+}
+
+/// Why the instance cannot be reached at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unreachable {
+    ConnectionRefused,
+    UnknownHost,
+    CertificateNotTrusted,
+    TlsHandshake,
+}
+
+impl Unreachable {
+    /// Recognises the cause in an error chain's text (reqwest, hyper, rustls and the OS
+    /// resolver expose no finer types through `reqwest::Error`).
+    pub(crate) fn classify(chain: &str) -> Option<Unreachable> {
+        let text = chain.to_ascii_lowercase();
+        if text.contains("connection refused") || text.contains("os error 111") {
+            Some(Unreachable::ConnectionRefused)
+        } else if text.contains("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("name or service not known")
+            || text.contains("no such host")
+        {
+            Some(Unreachable::UnknownHost)
+        } else if text.contains("certificate") || text.contains("unknownissuer") {
+            Some(Unreachable::CertificateNotTrusted)
+        } else if text.contains("tls")
+            || text.contains("handshake")
+            || text.contains("corrupt message")
+        {
+            Some(Unreachable::TlsHandshake)
+        } else {
+            None
+        }
+    }
+
+    fn explain(self, host: &str, chain: &str) -> String {
+        match self {
+            Unreachable::ConnectionRefused => format!(
+                "nothing accepts connections at {host} (connection refused); check the port in \
+                 -url and that the instance is up"
+            ),
+            Unreachable::UnknownHost => format!(
+                "the host name in -url ({host}) cannot be resolved; check its spelling and the \
+                 DNS of this machine"
+            ),
+            Unreachable::CertificateNotTrusted => format!(
+                "the certificate of {host} is not trusted ({chain}); if the instance uses a \
+                 private certificate authority, pass its PEM certificate with --ca-file PATH"
+            ),
+            Unreachable::TlsHandshake => format!(
+                "the TLS handshake with {host} failed ({chain}); check that the port speaks \
+                 HTTPS (use http:// for a plain-HTTP instance)"
+            ),
+        }
     }
 }
 
@@ -415,5 +511,38 @@ fn message_suffix(message: Option<&str>) -> String {
     match message {
         Some(m) if !m.is_empty() => format!(": {m}"),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_no_retry_can_fix_are_recognised_in_the_error_chain() {
+        for (chain, expected) in [
+            (
+                "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",
+                Some(Unreachable::ConnectionRefused),
+            ),
+            (
+                "client error (Connect): dns error: failed to lookup address information: Name or service not known",
+                Some(Unreachable::UnknownHost),
+            ),
+            (
+                "client error (Connect): invalid peer certificate: UnknownIssuer",
+                Some(Unreachable::CertificateNotTrusted),
+            ),
+            (
+                "client error (Connect): received corrupt message of type InvalidContentType",
+                Some(Unreachable::TlsHandshake),
+            ),
+            ("operation timed out", None),
+            ("connection closed before message completed", None),
+        ] {
+            assert_eq!(Unreachable::classify(chain), expected, "{chain}");
+        }
+        let text = Unreachable::CertificateNotTrusted.explain("i.example:443", "UnknownIssuer");
+        assert!(text.contains("--ca-file PATH"), "{text}");
     }
 }

@@ -2,22 +2,28 @@
 //! exponential back-off from `retry_delay_ms`, doubling, jittered, capped by
 //! `retry_max_delay_ms`; a `Retry-After` from the instance is waited at least.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::blocking::Response;
 
+use crate::clock::Clock;
 use crate::config::Tuning;
 use crate::log::Log;
 
 /// Longest `Retry-After` honoured; a larger one is cut to this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct RetryPolicy {
     pub(crate) max_tries: u32,
     first_delay: Duration,
     max_delay: Duration,
+    clock: Arc<dyn Clock>,
+    /// Failed tries that were retried, over every clone of this policy (for the summary).
+    retries: Arc<AtomicU64>,
 }
 
 /// What one try came to.
@@ -33,12 +39,19 @@ pub(crate) enum Attempt<T, F> {
 }
 
 impl RetryPolicy {
-    pub(crate) fn new(tuning: &Tuning) -> RetryPolicy {
+    pub(crate) fn new(tuning: &Tuning, clock: Arc<dyn Clock>) -> RetryPolicy {
         RetryPolicy {
             max_tries: tuning.max_tries,
             first_delay: tuning.retry_delay,
             max_delay: tuning.retry_max_delay,
+            clock,
+            retries: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Retried tries so far.
+    pub(crate) fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// The back-off before each retry: jittered within [d, 2d), never above the cap.
@@ -88,7 +101,8 @@ impl RetryPolicy {
                         self.max_tries,
                         delay.as_secs_f64()
                     ));
-                    std::thread::sleep(delay);
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    self.clock.sleep(delay);
                 }
             }
         }
@@ -122,11 +136,13 @@ mod tests {
     use chrono::TimeZone;
 
     fn policy(max_tries: u32) -> RetryPolicy {
-        RetryPolicy {
+        let tuning = Tuning {
             max_tries,
-            first_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
-        }
+            retry_delay: Duration::from_millis(100),
+            retry_max_delay: Duration::from_millis(1000),
+            ..Tuning::default()
+        };
+        RetryPolicy::new(&tuning, Arc::new(crate::clock::VirtualClock::new()))
     }
 
     #[test]
@@ -170,11 +186,14 @@ mod tests {
     #[test]
     fn gives_up_after_max_tries() {
         let mut log = Log::new(Box::new(std::io::sink()));
-        let fast = RetryPolicy {
+        let clock = Arc::new(crate::clock::VirtualClock::new());
+        let tuning = Tuning {
             max_tries: 3,
-            first_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(2),
+            retry_delay: Duration::from_millis(1),
+            retry_max_delay: Duration::from_millis(2),
+            ..Tuning::default()
         };
+        let fast = RetryPolicy::new(&tuning, clock.clone());
         let mut calls = 0;
         let result: Result<(), String> = fast.run(
             &mut log,
@@ -190,5 +209,11 @@ mod tests {
         );
         assert_eq!(calls, 3);
         assert_eq!(result, Err("3: no 3".to_owned()));
+        assert_eq!(fast.retries(), 2);
+        assert_eq!(
+            clock.sleeps().len(),
+            2,
+            "two back-offs, on the virtual clock"
+        );
     }
 }

@@ -48,14 +48,26 @@ impl Scratch {
     pub fn new(extra: &str) -> Scratch {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("exporter.toml");
-        let mut text = String::from(
-            "oauth_client_id = \"fnms-client\"\n\
-             oauth_client_secret = \"fnms-secret\"\n\
-             retry_delay_ms = 5\n\
-             retry_max_delay_ms = 20\n\
-             poll_interval_ms = 10\n\
-             request_timeout_secs = 10\n",
-        );
+        let base = [
+            "oauth_client_id = \"fnms-client\"",
+            "oauth_client_secret = \"fnms-secret\"",
+            "retry_delay_ms = 5",
+            "retry_max_delay_ms = 20",
+            "poll_interval_ms = 10",
+            "request_timeout_secs = 10",
+        ];
+        // A key given in `extra` replaces the base line (TOML refuses duplicates).
+        let overridden = |line: &str| {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            extra
+                .lines()
+                .any(|l| l.split('=').next().unwrap_or_default().trim() == key)
+        };
+        let mut text: String = base
+            .iter()
+            .filter(|line| !overridden(line))
+            .map(|line| format!("{line}\n"))
+            .collect();
         text.push_str(extra);
         std::fs::write(&config, text).expect("write config");
         Scratch { dir, config }
@@ -353,4 +365,37 @@ pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
             (decode(k), decode(v))
         })
         .collect()
+}
+
+/// Runs the exporter in-process on a virtual clock: every back-off, `Retry-After` and poll
+/// interval is recorded and skipped. Returns the outcome and the waits asked for.
+pub async fn run_exporter_virtual(args: Vec<String>) -> (Outcome, Vec<std::time::Duration>) {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let clock = Arc::new(exporter::testing::VirtualClock::new());
+    let run_clock = clock.clone();
+    let started = std::time::Instant::now();
+    let code = tokio::task::spawn_blocking(move || {
+        exporter::testing::run_with_clock(
+            args.into_iter().map(Into::into).collect(),
+            Box::new(writer),
+            run_clock,
+        )
+    })
+    .await
+    .expect("exporter thread");
+    let outcome = Outcome {
+        code,
+        log: capture.text(),
+        elapsed: started.elapsed(),
+    };
+    (outcome, clock.sleeps())
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then freed).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }

@@ -5,9 +5,11 @@
 
 mod cli;
 mod differential;
+mod differential_props;
 mod golden_payloads;
 mod golden_requests;
 mod helpers;
+mod operator;
 mod preflight;
 mod retry;
 mod xml_props;
