@@ -212,3 +212,27 @@ pub async fn headers(mut request: Request, next: Next) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RestApi;
+
+    #[test]
+    fn requests_are_classified_by_api() {
+        for (path, api) in [
+            ("/api/now/table/sys_user", RestApi::Table),
+            ("/api/now/v2/table/sys_user/abc", RestApi::Table),
+            ("/api/now/stats/incident", RestApi::Aggregate),
+            ("/api/now/v1/stats/incident", RestApi::Aggregate),
+            ("/api/now/import/imp_user/insertMultiple", RestApi::ImportSet),
+            (
+                "/api/x_fls_flexera_fnms/integration/fnmstosn",
+                RestApi::Integration,
+            ),
+            ("/fnmp.do", RestApi::Integration),
+            ("/_emulator/reset", RestApi::Other),
+        ] {
+            assert_eq!(RestApi::of_path(path), api, "{path}");
+        }
+    }
+}

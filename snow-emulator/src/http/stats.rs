@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
-use super::table_api::{Params, lookup, param, path_params, query_of, query_params};
+use super::table_api::{Params, flag, lookup, param, path_params, query_of, query_params};
 use super::{AppState, AuthUser};
 use crate::acl::Operation;
 use crate::catalog::{Catalog, ColumnType, Table};
@@ -33,7 +33,7 @@ fn list(params: &Params, name: &str) -> Vec<String> {
 /// fields in the documented order.
 fn requested(params: &Params) -> Vec<(Aggregate, String)> {
     let mut out = Vec::new();
-    if param(params, "sysparm_count").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+    if flag(params, "sysparm_count") {
         out.push((Aggregate::Count, String::new()));
     }
     for f in FUNCTIONS {

@@ -65,6 +65,12 @@ pub(super) fn query_of(params: &Params, table: &Table) -> store::EncodedQuery {
     q
 }
 
+/// A boolean parameter: true when its value is `true` in any case (the platform reads them
+/// like Java's `Boolean.parseBoolean`; pysnow sends Python's `True`).
+pub(super) fn flag(params: &Params, name: &str) -> bool {
+    param(params, name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 pub(super) fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
     params
         .iter()
@@ -192,7 +198,7 @@ fn format_of(params: &Params, base: String, who: &Principal) -> Format {
         .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect());
     Format {
         mode,
-        exclude_link: param(params, "sysparm_exclude_reference_link") == Some("true"),
+        exclude_link: flag(params, "sysparm_exclude_reference_link"),
         base,
         fields,
         who: who.clone(),
@@ -384,8 +390,8 @@ pub async fn list(
             "Negative offset is not supported",
         ));
     }
-    let counting = param(&params, "sysparm_no_count") != Some("true");
-    let paging = param(&params, "sysparm_suppress_pagination_header") != Some("true");
+    let counting = !flag(&params, "sysparm_no_count");
+    let paging = !flag(&params, "sysparm_suppress_pagination_header");
     let fmt = format_of(&params, base.clone(), &user);
     let params2 = params.clone();
     let (records, total) = state
@@ -500,8 +506,7 @@ impl Input {
     fn of(headers: &HeaderMap, params: &Params) -> Result<Self, ApiError> {
         Ok(Self {
             media: content_type(headers)?,
-            display: param(params, "sysparm_input_display_value")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            display: flag(params, "sysparm_input_display_value"),
         })
     }
 }
@@ -608,7 +613,7 @@ pub async fn create(
     let no_body = headers
         .get("X-no-response-body")
         .and_then(|v| v.to_str().ok())
-        == Some("true");
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let mut response = if no_body {
         StatusCode::CREATED.into_response()
     } else {

@@ -385,9 +385,10 @@ impl Having {
         let mut parts = s.splitn(4, '^');
         let aggregate = Aggregate::parse(parts.next()?.trim())?;
         let field = parts.next()?.trim().to_owned();
+        let op_text = parts.next()?.trim();
         let op = ["!=", ">=", "<=", "=", ">", "<"]
             .into_iter()
-            .find(|o| *o == parts.next().unwrap_or_default().trim())?;
+            .find(|o| *o == op_text)?;
         let value = parts.next()?.trim().parse().ok()?;
         Some(Self {
             aggregate,
@@ -395,6 +396,20 @@ impl Having {
             op,
             value,
         })
+    }
+}
+
+#[cfg(test)]
+mod having_tests {
+    use super::{Aggregate, Having};
+
+    #[test]
+    fn having_parts_parse() {
+        let h = Having::parse("count^priority^>=^3").expect("having");
+        assert_eq!((h.aggregate, h.field.as_str(), h.op, h.value), (Aggregate::Count, "priority", ">=", 3.0));
+        assert!(Having::parse("count^priority^~^3").is_none());
+        assert!(Having::parse("median^priority^>^3").is_none());
+        assert!(Having::parse("avg^priority^>").is_none());
     }
 }
 

@@ -38,7 +38,8 @@ check(True, "OAuth login (password grant, client in Basic header)")
 
 sources = admin.resource(api_path="/table/sys_data_source")
 for i in range(5):
-    sources.create(payload={"name": "pysnow-%d" % i, "format": "CSV"})
+    created = sources.create(payload={"name": "pysnow-%d" % i, "format": "CSV"}).one()
+    check(created["name"] == "pysnow-%d" % i, "insert pysnow-%d" % i)
 check(True, "insert 5 records")
 
 names = []
@@ -87,7 +88,7 @@ runs = integration.resource(api_path="/table/x_fls_flexera_fnms_import_run")
 check(list(runs.get(query={}).all()) == [], "integration user reads the app's tables")
 users = integration.resource(api_path="/table/sys_user")
 try:
-    users.create(payload={"user_name": "pysnow-intruder"})
+    users.create(payload={"user_name": "pysnow-intruder"}).one()
     check(False, "403 for creating a user with the integration role")
 except requests.exceptions.HTTPError as e:
     check(e.response.status_code == 403, "403 for creating a user with the integration role")
