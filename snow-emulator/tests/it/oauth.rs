@@ -50,10 +50,10 @@ async fn password_and_refresh_grants_match_the_golden_responses() {
     let access = r.body["access_token"].as_str().expect("access").to_owned();
     assert_eq!(redact(r.body), fixture_json("responses/oauth_refresh.json"));
 
-    // The access token opens the APIs.
+    // The access token opens the APIs (what the integration user's roles allow).
     let r = emu
         .client
-        .get(emu.url("/api/now/table/sys_user?sysparm_limit=1"))
+        .get(emu.url("/api/now/table/x_fls_flexera_fnms_import_run?sysparm_limit=1"))
         .bearer_auth(&access)
         .send()
         .await
@@ -178,7 +178,7 @@ async fn missing_or_wrong_credentials_get_the_unauthorized_envelope() {
     // Basic auth with the right password works, for both users.
     let r = emu
         .client
-        .get(emu.url("/api/now/table/sys_user"))
+        .get(emu.url("/api/now/table/sys_data_source"))
         .basic_auth("fnms.integration", Some("integration"))
         .send()
         .await
