@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -54,7 +54,10 @@ static VERDICTS: Mutex<Option<HashMap<(String, [u8; 32]), bool>>> = Mutex::new(N
 const VERDICTS_MAX: usize = 4096;
 
 pub fn verify_password(stored: &str, password: &str) -> bool {
-    let key = (stored.to_owned(), Sha256::digest(password.as_bytes()).into());
+    let key = (
+        stored.to_owned(),
+        Sha256::digest(password.as_bytes()).into(),
+    );
     {
         let cache = VERDICTS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(v) = cache.as_ref().and_then(|c| c.get(&key)) {
@@ -62,8 +65,11 @@ pub fn verify_password(stored: &str, password: &str) -> bool {
         }
     }
     // PasswordVerifier compares the digests in constant time.
-    let verdict = PasswordHash::new(stored)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+    let verdict = PasswordHash::new(stored).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    });
     let mut cache = VERDICTS.lock().unwrap_or_else(PoisonError::into_inner);
     let map = cache.get_or_insert_with(HashMap::new);
     if map.len() >= VERDICTS_MAX {

@@ -44,18 +44,14 @@ struct AclEntry {
 
 pub(super) fn read(policy: &mut Policy, text: &str) -> Result<()> {
     let file: AclFile = toml::from_str(text)?;
-    policy
-        .roles
-        .extend(file.role.into_iter().map(|r| RoleDef {
-            name: r.name,
-            description: r.description,
-        }));
-    policy
-        .grants
-        .extend(file.grant.into_iter().map(|g| Grant {
-            user: g.user,
-            role: g.role,
-        }));
+    policy.roles.extend(file.role.into_iter().map(|r| RoleDef {
+        name: r.name,
+        description: r.description,
+    }));
+    policy.grants.extend(file.grant.into_iter().map(|g| Grant {
+        user: g.user,
+        role: g.role,
+    }));
     for entry in file.acl {
         let target = match (entry.table, entry.endpoint) {
             (Some(t), None) => RuleTarget::Table(t),

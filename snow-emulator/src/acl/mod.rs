@@ -121,12 +121,7 @@ pub trait Subject {
 /// Whether `who` may perform `op` on `resource`. Admin passes everything; otherwise a rule
 /// must name the resource (for tables: the table, an ancestor, or `*`) and the operation, and
 /// `who` must hold one of its roles. No rule means no access (deny by default).
-pub fn check(
-    catalog: &Catalog,
-    who: &impl Subject,
-    op: Operation,
-    resource: Resource<'_>,
-) -> bool {
+pub fn check(catalog: &Catalog, who: &impl Subject, op: Operation, resource: Resource<'_>) -> bool {
     if who.has_role(ADMIN_ROLE) {
         return true;
     }
@@ -198,7 +193,10 @@ mod tests {
         let who = Roles(&["x_fls_flexera_fnms.integration"]);
         for t in ["scheduled_import_set", "x_fls_flexera_fnms_import_run"] {
             assert!(check(&c, &who, Operation::Read, Resource::Table(t)), "{t}");
-            assert!(!check(&c, &who, Operation::Write, Resource::Table(t)), "{t}");
+            assert!(
+                !check(&c, &who, Operation::Write, Resource::Table(t)),
+                "{t}"
+            );
         }
         assert!(check(
             &c,

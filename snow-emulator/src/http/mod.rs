@@ -211,9 +211,7 @@ impl FromRequestParts<AppState> for AuthUser {
         let (who, path) = (principal.clone(), parts.uri.path().to_owned());
         state
             .store
-            .call(move |conn, catalog| {
-                rate_limit::admit(conn, catalog, &who, &path, slot.as_ref())
-            })
+            .call(move |conn, catalog| rate_limit::admit(conn, catalog, &who, &path, slot.as_ref()))
             .await??;
         Ok(AuthUser(principal))
     }

@@ -129,7 +129,11 @@ fn rule_for(
             .get("rate_limit")
             .and_then(|l| l.parse().ok())
             .unwrap_or(i64::MAX);
-        if api_ok && best.as_ref().is_none_or(|(r, l, _)| (rank, limit) < (*r, *l)) {
+        if api_ok
+            && best
+                .as_ref()
+                .is_none_or(|(r, l, _)| (rank, limit) < (*r, *l))
+        {
             best = Some((rank, limit, rule));
         }
     }
@@ -224,7 +228,10 @@ mod tests {
             ("/api/now/v2/table/sys_user/abc", RestApi::Table),
             ("/api/now/stats/incident", RestApi::Aggregate),
             ("/api/now/v1/stats/incident", RestApi::Aggregate),
-            ("/api/now/import/imp_user/insertMultiple", RestApi::ImportSet),
+            (
+                "/api/now/import/imp_user/insertMultiple",
+                RestApi::ImportSet,
+            ),
             (
                 "/api/x_fls_flexera_fnms/integration/fnmstosn",
                 RestApi::Integration,

@@ -17,7 +17,12 @@ use crate::catalog::{Catalog, ColumnType, Table};
 use crate::error::ApiError;
 use crate::store::{self, Aggregate, Group, Having, StoreError};
 
-const FUNCTIONS: [Aggregate; 4] = [Aggregate::Min, Aggregate::Max, Aggregate::Avg, Aggregate::Sum];
+const FUNCTIONS: [Aggregate; 4] = [
+    Aggregate::Min,
+    Aggregate::Max,
+    Aggregate::Avg,
+    Aggregate::Sum,
+];
 
 /// The comma-separated list of a parameter, empty parts dropped.
 fn list(params: &Params, name: &str) -> Vec<String> {
@@ -64,13 +69,19 @@ pub async fn stats(
             let q = query_of(&params, table);
             let group_by: Vec<String> = list(&params, "sysparm_group_by")
                 .into_iter()
-                .filter(|g| table.column(g).is_some_and(|c| c.kind != ColumnType::Password))
+                .filter(|g| {
+                    table
+                        .column(g)
+                        .is_some_and(|c| c.kind != ColumnType::Password)
+                })
                 .collect();
             let aggregates: Vec<(Aggregate, String)> = requested(&params)
                 .into_iter()
                 .filter(|(a, f)| {
                     *a == Aggregate::Count
-                        || table.column(f).is_some_and(|c| c.kind != ColumnType::Password)
+                        || table
+                            .column(f)
+                            .is_some_and(|c| c.kind != ColumnType::Password)
                 })
                 .collect();
             let having: Vec<Having> = list(&params, "sysparm_having")
@@ -83,7 +94,12 @@ pub async fn stats(
             }
             let groups =
                 store::aggregate(conn, catalog, table, &q, &group_by, &aggregates, &having)?;
-            let shape = Shape { catalog, table, group_by: &group_by, aggregates: &aggregates };
+            let shape = Shape {
+                catalog,
+                table,
+                group_by: &group_by,
+                aggregates: &aggregates,
+            };
             if group_by.is_empty() {
                 let first = groups.into_iter().next().unwrap_or(Group {
                     keys: Vec::new(),

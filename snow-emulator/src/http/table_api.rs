@@ -91,7 +91,9 @@ pub(super) fn path_params(
     Ok((version, table, map.get("sys_id").cloned()))
 }
 
-pub(super) fn query_params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
+pub(super) fn query_params(
+    query: Result<Query<Params>, QueryRejection>,
+) -> Result<Params, ApiError> {
     query.map(|Query(q)| q).map_err(|_| {
         ApiError::bad_request(
             "Invalid query parameters",
@@ -275,7 +277,9 @@ fn walk(
         .filter(|c| c.kind == ColumnType::Reference)
         .and_then(|c| c.reference.as_deref())
         .and_then(|r| catalog.table(r))
-        .filter(|t| crate::acl::check(catalog, &fmt.who, Operation::Read, Resource::Table(&t.name)))
+        .filter(|t| {
+            crate::acl::check(catalog, &fmt.who, Operation::Read, Resource::Table(&t.name))
+        })
     else {
         return Ok(None);
     };

@@ -25,7 +25,10 @@ fn escape(s: &str) -> String {
 /// dot-walks); anything else is written as `<field name="…">`.
 fn element(out: &mut String, name: &str, value: &Value) {
     let plain = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');

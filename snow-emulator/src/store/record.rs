@@ -406,7 +406,10 @@ mod having_tests {
     #[test]
     fn having_parts_parse() {
         let h = Having::parse("count^priority^>=^3").expect("having");
-        assert_eq!((h.aggregate, h.field.as_str(), h.op, h.value), (Aggregate::Count, "priority", ">=", 3.0));
+        assert_eq!(
+            (h.aggregate, h.field.as_str(), h.op, h.value),
+            (Aggregate::Count, "priority", ">=", 3.0)
+        );
         assert!(Having::parse("count^priority^~^3").is_none());
         assert!(Having::parse("median^priority^>^3").is_none());
         assert!(Having::parse("avg^priority^>").is_none());
@@ -460,7 +463,13 @@ pub fn aggregate(
     if !havings.is_empty() {
         let parts: Vec<String> = havings
             .iter()
-            .map(|h| format!("{} {} ?", h.aggregate.sql(&h.field), h.op.replace("!=", "<>")))
+            .map(|h| {
+                format!(
+                    "{} {} ?",
+                    h.aggregate.sql(&h.field),
+                    h.op.replace("!=", "<>")
+                )
+            })
             .collect();
         params.extend(havings.iter().map(|h| Value::Real(h.value)));
         sql.push_str(&format!(" HAVING {}", parts.join(" AND ")));

@@ -267,10 +267,7 @@ async fn user_names_differing_only_in_case_are_different_users() {
     let status = |r: reqwest::Result<reqwest::Response>| r.expect("request").status();
     assert_eq!(status(login("admin", "admin").await), StatusCode::OK);
     // Authenticated (a new user has no role, so reading users is refused, not unauthorized).
-    assert_eq!(
-        status(login("ADMIN", "other").await),
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(status(login("ADMIN", "other").await), StatusCode::FORBIDDEN);
     assert_eq!(
         status(login("ADMIN", "admin").await),
         StatusCode::UNAUTHORIZED

@@ -48,7 +48,11 @@ async fn integration_token_cannot_create_or_change_users() {
         "ACL Exception Insert Failed due to security constraints"
     );
     assert_eq!(emu.records("sys_user", "").await.len(), before);
-    assert!(emu.records("sys_user", "user_name=mallory").await.is_empty());
+    assert!(
+        emu.records("sys_user", "user_name=mallory")
+            .await
+            .is_empty()
+    );
     // Nor grant itself a role, nor rename the administrator.
     let admin_id = sys_id_of(&emu, "sys_user", "user_name=admin").await;
     let r = call(
@@ -131,7 +135,10 @@ async fn integration_user_reads_what_the_export_needs() {
     let token = emu.token().await;
     // The four readiness queries of docs/wire-protocol.md §5, as the exporter sends them.
     for (table, query) in [
-        ("scheduled_import_set", "name=FNMS Import Schedule^active=true"),
+        (
+            "scheduled_import_set",
+            "name=FNMS Import Schedule^active=true",
+        ),
         ("sys_data_source", "name=FNMS Data Source"),
         (
             "x_fls_flexera_fnms_import_run",
@@ -182,7 +189,10 @@ async fn roles_are_records_an_admin_grants_and_revokes() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let bob = r.body["result"]["sys_id"].as_str().expect("sys_id").to_owned();
+    let bob = r.body["result"]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
     let bob_auth = Auth::Basic("bob", "Bob-pass-1");
     let endpoint = "/api/x_fls_flexera_fnms/integration/fnmstosn";
     let ping = json!({"transactionId": "00000000-0000-4000-8000-000000000002", "transactionType": "connection_test"});
@@ -200,7 +210,10 @@ async fn roles_are_records_an_admin_grants_and_revokes() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let grant = r.body["result"]["sys_id"].as_str().expect("sys_id").to_owned();
+    let grant = r.body["result"]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
     let r = call(&emu, Method::GET, read, bob_auth, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = call(&emu, Method::POST, endpoint, bob_auth, Some(&ping)).await;
@@ -227,7 +240,11 @@ async fn seeded_roles_and_grants_are_records() {
         .iter()
         .filter_map(|r| r["name"].as_str().map(str::to_owned))
         .collect();
-    for r in ["admin", "x_fls_flexera_fnms.integration", "import_set_loader"] {
+    for r in [
+        "admin",
+        "x_fls_flexera_fnms.integration",
+        "import_set_loader",
+    ] {
         assert!(roles.iter().any(|n| n == r), "{r} in {roles:?}");
     }
     let r = emu
@@ -239,7 +256,10 @@ async fn seeded_roles_and_grants_are_records() {
         .iter()
         .filter_map(|g| g["role"]["display_value"].as_str())
         .collect();
-    assert!(granted.contains(&"x_fls_flexera_fnms.integration"), "{granted:?}");
+    assert!(
+        granted.contains(&"x_fls_flexera_fnms.integration"),
+        "{granted:?}"
+    );
     assert!(!granted.contains(&"admin"), "{granted:?}");
     emu.stop().await;
 }

@@ -61,8 +61,8 @@ impl Pki {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key"))
-            .expect("CA");
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
                 .expect("params");
@@ -106,10 +106,9 @@ impl Https {
             )
             .await
         });
-        let ca = reqwest::Certificate::from_pem(
-            &std::fs::read(pki.path("ca.pem")).expect("read ca"),
-        )
-        .expect("pem");
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(pki.path("ca.pem")).expect("read ca"))
+                .expect("pem");
         let client = reqwest::Client::builder()
             .add_root_certificate(ca)
             .build()

@@ -41,10 +41,17 @@ async fn one_row_is_staged_and_transformed_synchronously() {
         .send(Method::POST, &format!("/api/now/import/{STAGING}"), &row)
         .await;
     assert_eq!(r.body["result"][0]["status"], "ignored", "{}", r.body);
-    assert_eq!(r.body["import_set"], set, "one loading import set per table");
+    assert_eq!(
+        r.body["import_set"], set,
+        "one loading import set per table"
+    );
     let changed = json!({"u_computerid": "42", "u_computername": "pc-42b"});
     let r = emu
-        .send(Method::POST, &format!("/api/now/import/{STAGING}"), &changed)
+        .send(
+            Method::POST,
+            &format!("/api/now/import/{STAGING}"),
+            &changed,
+        )
         .await;
     assert_eq!(r.body["result"][0]["status"], "updated", "{}", r.body);
     assert_eq!(r.body["result"][0]["sys_id"], id);
@@ -69,8 +76,18 @@ async fn insert_multiple_stages_every_record() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let set = r.body["import_set_id"].as_str().expect("import_set_id");
     assert!(r.body["multi_import_set_id"].is_string());
-    assert_eq!(emu.records("sys_import_set", &format!("sys_id={set}")).await.len(), 1);
-    assert_eq!(emu.records(STAGING, "sys_import_state=inserted").await.len(), 2);
+    assert_eq!(
+        emu.records("sys_import_set", &format!("sys_id={set}"))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        emu.records(STAGING, "sys_import_state=inserted")
+            .await
+            .len(),
+        2
+    );
     assert_eq!(emu.records("cmdb_ci_computer", "").await.len(), 2);
     emu.stop().await;
 }
@@ -92,7 +109,11 @@ async fn loading_needs_the_loader_role() {
     assert!(emu.records("cmdb_ci_computer", "").await.is_empty());
     // Not a staging table.
     let r = emu
-        .send(Method::POST, "/api/now/import/sys_user", &json!({"user_name": "x"}))
+        .send(
+            Method::POST,
+            "/api/now/import/sys_user",
+            &json!({"user_name": "x"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     emu.stop().await;

@@ -65,7 +65,9 @@ pub fn assert_forbidden(r: &Reply) {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert_eq!(r.body["status"], "failure", "{}", r.body);
     assert!(
-        r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{}",
         r.body
     );

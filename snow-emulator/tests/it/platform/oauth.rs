@@ -47,7 +47,10 @@ async fn client_authenticates_with_an_http_basic_header() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["token_type"], "Bearer");
     assert_eq!(r.body["expires_in"], 1799);
-    let refresh = r.body["refresh_token"].as_str().expect("refresh").to_owned();
+    let refresh = r.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
     // The refresh grant with the header too.
     let r = token_request(
         &emu,

@@ -22,7 +22,10 @@ async fn a_single_user_rule_limits_that_user_only() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let rule = r.body["result"]["sys_id"].as_str().expect("sys_id").to_owned();
+    let rule = r.body["result"]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
     let path = "/api/now/table/x_fls_flexera_fnms_import_run";
     for remaining in ["2", "1", "0"] {
         let r = call(&emu, Method::GET, path, Auth::Bearer(&token), None).await;

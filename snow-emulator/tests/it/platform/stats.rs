@@ -87,7 +87,9 @@ async fn aggregates_need_read_access() {
     )
     .await;
     assert_forbidden(&r);
-    let r = emu.get("/api/now/stats/no_such_table?sysparm_count=true").await;
+    let r = emu
+        .get("/api/now/stats/no_such_table?sysparm_count=true")
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     emu.stop().await;
 }

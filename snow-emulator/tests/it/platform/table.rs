@@ -87,7 +87,10 @@ async fn input_display_values_resolve_references_and_choices() {
     let rec = &r.body["result"];
     assert_eq!(rec["data_source"]["value"], source.as_str());
     assert_eq!(rec["data_source"]["display_value"], "FNMS Data Source");
-    assert_eq!(rec["run_type"], json!({"display_value": "On Demand", "value": "on_demand"}));
+    assert_eq!(
+        rec["run_type"],
+        json!({"display_value": "On Demand", "value": "on_demand"})
+    );
     // Without the flag the same text is stored as given.
     let r = emu
         .send(
@@ -127,7 +130,9 @@ async fn pagination_header_can_be_suppressed() {
         .await;
     assert!(r.headers.contains_key("link"), "{:?}", r.headers);
     let r = emu
-        .get("/api/now/table/sys_properties?sysparm_limit=2&sysparm_suppress_pagination_header=true")
+        .get(
+            "/api/now/table/sys_properties?sysparm_limit=2&sysparm_suppress_pagination_header=true",
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(!r.headers.contains_key("link"), "{:?}", r.headers);
