@@ -50,7 +50,8 @@ pub fn hash_password(password: &str) -> String {
 /// Verified (stored hash, digest of the candidate) pairs. Argon2 is deliberately slow; an
 /// API client sends the same Basic credentials on every request, so a verdict is kept until
 /// the stored hash changes (a new password is a new key).
-static VERDICTS: Mutex<Option<HashMap<(String, [u8; 32]), bool>>> = Mutex::new(None);
+type Verdicts = HashMap<(String, [u8; 32]), bool>;
+static VERDICTS: Mutex<Option<Verdicts>> = Mutex::new(None);
 const VERDICTS_MAX: usize = 4096;
 
 pub fn verify_password(stored: &str, password: &str) -> bool {

@@ -58,9 +58,9 @@ pub async fn stats(
     let (_, table_name, _) = path_params(path)?;
     let params = query_params(query)?;
     let display = match param(&params, "sysparm_display_value").map(str::to_ascii_lowercase) {
-        Some(v) if v == "true" => Display::Display,
-        Some(v) if v == "all" => Display::All,
-        _ => Display::Value,
+        Some(v) if v == "true" => Shown::Label,
+        Some(v) if v == "all" => Shown::All,
+        _ => Shown::Value,
     };
     let result = state
         .store
@@ -121,9 +121,9 @@ pub async fn stats(
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Display {
+enum Shown {
     Value,
-    Display,
+    Label,
     All,
 }
 
@@ -158,7 +158,7 @@ impl Shape<'_> {
         &self,
         conn: &Connection,
         g: &Group,
-        display: Display,
+        display: Shown,
     ) -> Result<Vec<Value>, StoreError> {
         let mut out = Vec::with_capacity(g.keys.len());
         for (field, value) in self.group_by.iter().zip(&g.keys) {
@@ -171,9 +171,9 @@ impl Shape<'_> {
                 None => value.clone(),
             };
             out.push(match display {
-                Display::Value => json!({"value": value, "field": field}),
-                Display::Display => json!({"value": shown, "field": field}),
-                Display::All => json!({"value": value, "display_value": shown, "field": field}),
+                Shown::Value => json!({"value": value, "field": field}),
+                Shown::Label => json!({"value": shown, "field": field}),
+                Shown::All => json!({"value": value, "display_value": shown, "field": field}),
             });
         }
         Ok(out)
