@@ -1,8 +1,14 @@
-//! Credentials: users' passwords (sys_user.user_password), the OAuth client
-//! (oauth_entity) and issued tokens (oauth_credential). Secrets are stored hashed only:
-//! passwords salted SHA-256, tokens plain SHA-256 (they are long random strings, and the hash
-//! must be searchable).
+//! Credentials: users' passwords (sys_user.user_password), OAuth clients (oauth_entity)
+//! and issued tokens (oauth_credential). Passwords and client secrets are stored as argon2id
+//! hashes (PHC strings) and verified in constant time; tokens as SHA-256 digests, because they
+//! are long random strings and must be found through an index.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rusqlite::Connection;
@@ -14,24 +20,64 @@ use crate::store::{self, Fields, StoreError};
 /// Length of issued tokens; ServiceNow's refresh tokens are about 86 characters.
 const TOKEN_LEN: usize = 86;
 
+/// The instance's time for token expiry: the one place auth reads the clock.
+fn now() -> DateTime<Utc> {
+    crate::clock::now()
+}
+
+fn now_string() -> String {
+    crate::clock::format(now())
+}
+
+fn after_seconds(seconds: i64) -> String {
+    crate::clock::format(now() + chrono::Duration::seconds(seconds))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The one function that turns a secret into what is stored (argon2id, random salt).
 pub fn hash_password(password: &str) -> String {
-    let salt = hex(&rand::random::<[u8; 16]>());
-    let digest = Sha256::digest(format!("{salt}{password}").as_bytes());
-    format!("sha256${salt}${}", hex(&digest))
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .expect("16 bytes always encode as a salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .expect("argon2 with default parameters hashes any input")
 }
 
+/// Verified (stored hash, digest of the candidate) pairs. Argon2 is deliberately slow; an
+/// API client sends the same Basic credentials on every request, so a verdict is kept until
+/// the stored hash changes (a new password is a new key).
+type Verdicts = HashMap<(String, [u8; 32]), bool>;
+static VERDICTS: Mutex<Option<Verdicts>> = Mutex::new(None);
+const VERDICTS_MAX: usize = 4096;
+
 pub fn verify_password(stored: &str, password: &str) -> bool {
-    let mut parts = stored.splitn(3, '$');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("sha256"), Some(salt), Some(hash)) => {
-            hex(&Sha256::digest(format!("{salt}{password}").as_bytes())) == hash
+    let key = (
+        stored.to_owned(),
+        Sha256::digest(password.as_bytes()).into(),
+    );
+    {
+        let cache = VERDICTS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(v) = cache.as_ref().and_then(|c| c.get(&key)) {
+            return *v;
         }
-        _ => false,
     }
+    // PasswordVerifier compares the digests in constant time.
+    let verdict = PasswordHash::new(stored).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    });
+    let mut cache = VERDICTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let map = cache.get_or_insert_with(HashMap::new);
+    if map.len() >= VERDICTS_MAX {
+        map.clear();
+    }
+    map.insert(key, verdict);
+    verdict
 }
 
 pub fn token_hash(token: &str) -> String {
@@ -51,20 +97,36 @@ fn random_token() -> String {
 pub struct Principal {
     pub sys_id: String,
     pub user_name: String,
+    /// Role names from `sys_user_has_role`.
+    pub roles: Vec<String>,
     pub admin: bool,
 }
 
-fn principal(user: &Fields) -> Option<Principal> {
-    if user.get("active").map(String::as_str) != Some("true") {
-        return None;
+impl crate::acl::Subject for Principal {
+    fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
     }
-    Some(Principal {
-        sys_id: user.get("sys_id")?.clone(),
-        user_name: user.get("user_name")?.clone(),
-        admin: user
-            .get("roles")
-            .is_some_and(|r| r.split(',').any(|r| r.trim() == "admin")),
-    })
+}
+
+/// The caller behind an active user record, with their roles.
+fn principal(
+    conn: &Connection,
+    catalog: &Catalog,
+    user: &Fields,
+) -> Result<Option<Principal>, StoreError> {
+    if user.get("active").map(String::as_str) != Some("true") {
+        return Ok(None);
+    }
+    let (Some(sys_id), Some(user_name)) = (user.get("sys_id"), user.get("user_name")) else {
+        return Ok(None);
+    };
+    let roles = crate::acl::user_roles(conn, catalog, sys_id)?;
+    Ok(Some(Principal {
+        sys_id: sys_id.clone(),
+        user_name: user_name.clone(),
+        admin: roles.iter().any(|r| r == crate::acl::ADMIN_ROLE),
+        roles,
+    }))
 }
 
 fn table<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c crate::catalog::Table, StoreError> {
@@ -88,7 +150,7 @@ pub fn basic(
     if !verify_password(&stored, password) {
         return Ok(None);
     }
-    Ok(principal(&user))
+    principal(conn, catalog, &user)
 }
 
 /// Password columns are not in [`Fields`] reads meant for output, so they are read here.
@@ -115,14 +177,14 @@ pub fn bearer(
     else {
         return Ok(None);
     };
-    if cred
-        .get("expires")
-        .is_none_or(|e| *e <= crate::clock::now_string())
-    {
+    if cred.get("expires").is_none_or(|e| *e <= now_string()) {
         return Ok(None);
     }
     let users = table(catalog, "sys_user")?;
-    Ok(store::get(conn, users, &cred["user"])?.and_then(|u| principal(&u)))
+    match store::get(conn, users, &cred["user"])? {
+        Some(u) => principal(conn, catalog, &u),
+        None => Ok(None),
+    }
 }
 
 pub struct Tokens {
@@ -174,7 +236,7 @@ fn store_token(
         ("user", user.to_owned()),
         ("oauth_entity", entity.to_owned()),
         ("scope", "useraccount".to_owned()),
-        ("expires", crate::clock::after_seconds(seconds)),
+        ("expires", after_seconds(seconds)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -246,14 +308,68 @@ pub fn refresh_grant(
         return Ok(None);
     };
     if cred.get("oauth_entity") != entity.get("sys_id")
-        || cred
-            .get("expires")
-            .is_none_or(|e| *e <= crate::clock::now_string())
+        || cred.get("expires").is_none_or(|e| *e <= now_string())
     {
         return Ok(None);
     }
     let users = table(catalog, "sys_user")?;
-    let Some(user) = store::get(conn, users, &cred["user"])?.and_then(|u| principal(&u)) else {
+    let Some(user) = store::get(conn, users, &cred["user"])? else {
+        return Ok(None);
+    };
+    let Some(user) = principal(conn, catalog, &user)? else {
+        return Ok(None);
+    };
+    let access_life = lifespan(&entity, "access_token_lifespan", 1800);
+    let access = random_token();
+    store_token(
+        conn,
+        catalog,
+        &access,
+        "access_token",
+        &user.sys_id,
+        &entity["sys_id"],
+        access_life,
+    )?;
+    Ok(Some(Tokens {
+        access_token: access,
+        refresh_token: None,
+        expires_in: access_life - 1,
+    }))
+}
+
+/// The system property that enables inbound `client_credentials` (default false).
+pub const CLIENT_CREDENTIALS_PROPERTY: &str =
+    "glide.oauth.inbound.client.credential.grant_type.enabled";
+
+fn property_is_true(conn: &Connection, catalog: &Catalog, name: &str) -> Result<bool, StoreError> {
+    let props = table(catalog, "sys_properties")?;
+    Ok(store::find_exact(conn, props, "name", name)?
+        .is_some_and(|p| p.get("value").is_some_and(|v| v.trim() == "true")))
+}
+
+/// `grant_type=client_credentials`: an access token for the client's OAuth Application
+/// User, when the instance enables the grant (no refresh token, RFC 6749 §4.4.3).
+pub fn client_credentials_grant(
+    conn: &Connection,
+    catalog: &Catalog,
+    client_id: &str,
+    client_secret: &str,
+) -> Result<Option<Tokens>, StoreError> {
+    if !property_is_true(conn, catalog, CLIENT_CREDENTIALS_PROPERTY)? {
+        return Ok(None);
+    }
+    let Some(entity) = client(conn, catalog, client_id, client_secret)? else {
+        return Ok(None);
+    };
+    let user_id = entity
+        .get("oauth_application_user")
+        .cloned()
+        .unwrap_or_default();
+    let users = table(catalog, "sys_user")?;
+    let Some(user) = store::get(conn, users, &user_id)? else {
+        return Ok(None);
+    };
+    let Some(user) = principal(conn, catalog, &user)? else {
         return Ok(None);
     };
     let access_life = lifespan(&entity, "access_token_lifespan", 1800);
@@ -286,6 +402,7 @@ mod tests {
         assert!(verify_password(&a, "secret"));
         assert!(!verify_password(&a, "Secret"));
         assert!(!verify_password("plain", "plain"));
+        assert!(a.starts_with("$argon2id$"), "{a}");
     }
 
     #[test]

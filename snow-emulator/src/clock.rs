@@ -1,7 +1,7 @@
 //! The instance clock. Every timestamp the emulator writes comes from here, so that a later
 //! `/_emulator/clock` control can shift time for token-expiry and date tests.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 pub fn now() -> DateTime<Utc> {
     Utc::now()
@@ -14,8 +14,4 @@ pub fn format(t: DateTime<Utc>) -> String {
 
 pub fn now_string() -> String {
     format(now())
-}
-
-pub fn after_seconds(seconds: i64) -> String {
-    format(now() + Duration::seconds(seconds))
 }

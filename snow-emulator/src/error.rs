@@ -18,6 +18,12 @@ pub enum ApiError {
     OAuthDenied,
     #[error("user not authorized")]
     Forbidden,
+    /// An access rule refused a change (403 with ServiceNow's message).
+    #[error("{message}: {detail}")]
+    Denied { message: String, detail: String },
+    /// A rate limit rule was exceeded (429 with `Retry-After`).
+    #[error("rate limit exceeded")]
+    RateLimited { detail: String, retry_after: u64 },
     #[error("{message}")]
     BadRequest {
         message: String,
@@ -30,6 +36,13 @@ pub enum ApiError {
     },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 406 (Accept) or 415 (Content-Type) for a media type the API does not speak.
+    #[error("{message}")]
+    Media {
+        status: StatusCode,
+        message: String,
+        detail: String,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -106,12 +119,34 @@ impl IntoResponse for ApiError {
                 "User Not Authorized",
                 Some("Failed API level ACL Validation"),
             ),
+            Self::Denied { message, detail } => {
+                envelope(StatusCode::FORBIDDEN, &message, Some(&detail))
+            }
+            Self::RateLimited {
+                detail,
+                retry_after,
+            } => {
+                let mut r = envelope(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Rate limit exceeded",
+                    Some(&detail),
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
+            }
             Self::BadRequest { message, detail } => {
                 envelope(StatusCode::BAD_REQUEST, &message, detail.as_deref())
             }
             Self::NotFound { message, detail } => {
                 envelope(StatusCode::NOT_FOUND, &message, detail.as_deref())
             }
+            Self::Media {
+                status,
+                message,
+                detail,
+            } => envelope(status, &message, Some(&detail)),
             Self::MethodNotAllowed => envelope(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Method not Supported",

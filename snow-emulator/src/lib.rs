@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod acl;
 mod app;
 mod auth;
 mod catalog;
@@ -136,6 +137,7 @@ impl Instance {
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<store::Store> {
             let store = store::Store::open(&db, catalog)?;
             store::seed::seed(&mut store.lock(), store.catalog(), &seed_config)?;
+            acl::seed(&store.lock(), store.catalog())?;
             Ok(store)
         })
         .await

@@ -26,6 +26,20 @@ pub fn load_embedded() -> Result<Catalog> {
     )
 }
 
+/// The access rules of a catalog; a catalog without `acl/` files gets the embedded ones, so
+/// that a replacement catalog of tables and maps keeps the instance's security.
+fn acl_policy(files: Vec<(String, String)>) -> Result<crate::acl::Policy> {
+    if !files.is_empty() {
+        return crate::acl::Policy::parse(&files);
+    }
+    let embedded: Vec<(String, String)> = embedded::EMBEDDED
+        .iter()
+        .filter(|(path, _)| path.starts_with("acl/"))
+        .map(|(path, text)| ((*path).to_owned(), (*text).to_owned()))
+        .collect();
+    crate::acl::Policy::parse(&embedded)
+}
+
 /// A catalog directory laid out like `snow-emulator/catalog/`.
 pub fn load_dir(dir: &Path) -> Result<Catalog> {
     let mut files = Vec::new();
@@ -72,6 +86,7 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
     let mut table_defs: Vec<(String, TableDef)> = Vec::new();
     let mut map_defs: Vec<(String, MapDef)> = Vec::new();
     let mut import_defs = Vec::new();
+    let mut acl_files = Vec::new();
     for (path, text) in files {
         if path.starts_with("tables/") {
             let file: TablesFile =
@@ -85,13 +100,16 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
             let file: ImportTypesFile =
                 toml::from_str(&text).with_context(|| format!("catalog file {path}"))?;
             import_defs.extend(file.import_type);
+        } else if path.starts_with("acl/") {
+            acl_files.push((path, text));
         } else {
             bail!(
-                "catalog file {path}: not under tables/ or transform_maps/, nor import_types.toml"
+                "catalog file {path}: not under tables/, transform_maps/ or acl/, nor import_types.toml"
             );
         }
     }
     let mut catalog = resolve_tables(table_defs)?;
+    catalog.acl = acl_policy(acl_files)?;
     let maps = map_defs
         .into_iter()
         .map(|(path, def)| {
@@ -354,6 +372,7 @@ fn resolve_tables(defs: Vec<(String, TableDef)>) -> Result<Catalog> {
         physical: Vec::new(),
         import_types: Vec::new(),
         maps: Vec::new(),
+        acl: crate::acl::Policy::default(),
     })
 }
 

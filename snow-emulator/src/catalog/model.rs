@@ -211,6 +211,8 @@ pub struct Catalog {
     pub import_types: Vec<ImportType>,
     /// All maps, sorted by (source table, order, name).
     pub maps: Vec<TransformMap>,
+    /// Roles, grants and access rules from `acl/` (parsed by `crate::acl`).
+    pub acl: crate::acl::Policy,
 }
 
 impl Catalog {

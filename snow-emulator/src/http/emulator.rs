@@ -61,7 +61,8 @@ pub async fn reset(
         .store
         .call(move |conn, catalog| -> anyhow::Result<()> {
             store::wipe(conn, catalog)?;
-            store::seed::seed(conn, catalog, &config)
+            store::seed::seed(conn, catalog, &config)?;
+            crate::acl::seed(conn, catalog)
         })
         .await??;
     tracing::info!("instance reset");

@@ -13,9 +13,16 @@ use crate::error::ApiError;
 
 pub async fn fnmstosn(
     State(state): State<AppState>,
-    AuthUser(_user): AuthUser,
+    AuthUser(user): AuthUser,
+    uri: axum::http::Uri,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
+    super::access::authorize(
+        state.store.catalog(),
+        &user,
+        crate::acl::Operation::Execute,
+        crate::acl::Resource::Endpoint(uri.path()),
+    )?;
     let bytes = read_body(body).await?;
     let (value, data_is_utf8) = match serde_json::from_slice::<Value>(&bytes) {
         Ok(v) => (v, true),

@@ -8,10 +8,15 @@
 //! - `emulator`: `/_emulator/…` controls (health, catalog, reset, worker; room for faults,
 //!   clock, web UI)
 
+pub mod access;
 mod emulator;
+mod import_set;
 mod integration;
 mod oauth;
+mod rate_limit;
+mod stats;
 mod table_api;
+mod xml;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -125,6 +130,13 @@ pub fn router(state: AppState) -> Router {
                 .patch(t::update)
                 .delete(t::delete),
         )
+        .route("/api/now/stats/{table}", get(stats::stats))
+        .route("/api/now/import/{table}", post(import_set::insert))
+        .route(
+            "/api/now/import/{table}/insertMultiple",
+            post(import_set::insert_multiple),
+        )
+        .route("/api/now/{version}/stats/{table}", get(stats::stats))
         .route("/_emulator/health", get(emulator::health))
         .route("/_emulator/reset", post(emulator::reset))
         .route("/_emulator/catalog", get(emulator::catalog))
@@ -133,6 +145,7 @@ pub fn router(state: AppState) -> Router {
             get(emulator::worker).post(emulator::set_worker),
         )
         .fallback(|| async { ApiError::no_resource() })
+        .layer(axum::middleware::from_fn(rate_limit::headers))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // ServiceNow's REST transaction quota is 60 s (servicenow.md A5); it also keeps a
         // graceful shutdown from waiting on a stuck request. What the platform answers then
@@ -193,7 +206,14 @@ impl FromRequestParts<AppState> for AuthUser {
             }
             _ => None,
         };
-        principal.map(AuthUser).ok_or(ApiError::Unauthenticated)
+        let principal = principal.ok_or(ApiError::Unauthenticated)?;
+        let slot = parts.extensions.get::<rate_limit::Slot>().cloned();
+        let (who, path) = (principal.clone(), parts.uri.path().to_owned());
+        state
+            .store
+            .call(move |conn, catalog| rate_limit::admit(conn, catalog, &who, &path, slot.as_ref()))
+            .await??;
+        Ok(AuthUser(principal))
     }
 }
 

@@ -13,8 +13,10 @@ use axum::response::{IntoResponse, Response};
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
+use super::access::authorize;
 use super::{AppState, AuthUser, BaseUrl, read_body};
-use crate::auth;
+use crate::acl::{Operation, Resource};
+use crate::auth::{self, Principal};
 use crate::catalog::{Catalog, Column, ColumnType, Table};
 use crate::error::ApiError;
 use crate::store::{self, Fields, Op, StoreError};
@@ -22,7 +24,7 @@ use crate::store::{self, Fields, Op, StoreError};
 const DEFAULT_LIMIT: i64 = 10_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Version {
+pub(super) enum Version {
     V1,
     V2,
 }
@@ -40,18 +42,43 @@ struct Format {
     exclude_link: bool,
     base: String,
     fields: Option<Vec<String>>,
+    /// The reader: dot-walks into tables they may not read are left out.
+    who: Principal,
 }
 
-type Params = Vec<(String, String)>;
+pub(super) type Params = Vec<(String, String)>;
 
-fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+/// The records a request selects: `sysparm_query` AND-ed with name=value pairs; conditions
+/// on password columns are dropped (they would reveal the hash).
+pub(super) fn query_of(params: &Params, table: &Table) -> store::EncodedQuery {
+    let mut q = store::parse_encoded_query(param(params, "sysparm_query").unwrap_or(""));
+    for (k, v) in params {
+        if !k.starts_with("sysparm_") {
+            q.and(k, Op::Eq, v);
+        }
+    }
+    q.retain_terms(|t| {
+        table
+            .column(&t.field)
+            .is_none_or(|c| c.kind != ColumnType::Password)
+    });
+    q
+}
+
+/// A boolean parameter: true when its value is `true` in any case (the platform reads them
+/// like Java's `Boolean.parseBoolean`; pysnow sends Python's `True`).
+pub(super) fn flag(params: &Params, name: &str) -> bool {
+    param(params, name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+pub(super) fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn path_params(
+pub(super) fn path_params(
     path: Result<Path<HashMap<String, String>>, PathRejection>,
 ) -> Result<(Version, String, Option<String>), ApiError> {
     let Path(map) = path.map_err(|_| ApiError::no_resource())?;
@@ -64,7 +91,9 @@ fn path_params(
     Ok((version, table, map.get("sys_id").cloned()))
 }
 
-fn query_params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
+pub(super) fn query_params(
+    query: Result<Query<Params>, QueryRejection>,
+) -> Result<Params, ApiError> {
     query.map(|Query(q)| q).map_err(|_| {
         ApiError::bad_request(
             "Invalid query parameters",
@@ -73,11 +102,20 @@ fn query_params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, 
     })
 }
 
-fn lookup<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c Table, ApiError> {
-    catalog.table(name).ok_or_else(|| ApiError::BadRequest {
+/// The table, when it exists ("Invalid table" for every caller, servicenow.md A1) and `who`
+/// may do `op` on it.
+pub(super) fn lookup<'c>(
+    catalog: &'c Catalog,
+    name: &str,
+    who: &Principal,
+    op: Operation,
+) -> Result<&'c Table, ApiError> {
+    let table = catalog.table(name).ok_or_else(|| ApiError::BadRequest {
         message: format!("Invalid table {name}"),
         detail: None,
-    })
+    })?;
+    authorize(catalog, who, op, Resource::Table(&table.name))?;
+    Ok(table)
 }
 
 fn not_found() -> ApiError {
@@ -87,7 +125,68 @@ fn not_found() -> ApiError {
     }
 }
 
-fn format_of(params: &Params, base: String) -> Format {
+/// A body's media type (`application/json` or `application/xml`, servicenow.md A1).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Media {
+    Json,
+    Xml,
+}
+
+/// The response type the client accepts: JSON unless it asks for XML only; 406 for
+/// anything else.
+pub(super) fn accept(headers: &HeaderMap) -> Result<Media, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if accept.trim().is_empty() || accept.contains("json") || accept.contains("*/*") {
+        Ok(Media::Json)
+    } else if accept.contains("xml") {
+        Ok(Media::Xml)
+    } else {
+        Err(ApiError::Media {
+            status: StatusCode::NOT_ACCEPTABLE,
+            message: format!("Invalid Accept header {accept}"),
+            detail: "Supported: application/json, application/xml".into(),
+        })
+    }
+}
+
+/// The request body's type: JSON when not given; 415 for anything but JSON or XML.
+pub(super) fn content_type(headers: &HeaderMap) -> Result<Media, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ct.trim().is_empty() || ct.contains("json") {
+        Ok(Media::Json)
+    } else if ct.contains("xml") {
+        Ok(Media::Xml)
+    } else {
+        Err(ApiError::Media {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!("Invalid Content-Type header {ct}"),
+            detail: "Supported: application/json, application/xml".into(),
+        })
+    }
+}
+
+/// A response body in the accepted type.
+pub(super) fn respond(status: StatusCode, media: Media, body: &Value) -> Response {
+    match media {
+        Media::Json => (status, Json(body)).into_response(),
+        Media::Xml => (
+            status,
+            [(header::CONTENT_TYPE, "application/xml;charset=UTF-8")],
+            super::xml::to_xml(body),
+        )
+            .into_response(),
+    }
+}
+
+fn format_of(params: &Params, base: String, who: &Principal) -> Format {
     let mode = match param(params, "sysparm_display_value")
         .map(str::to_ascii_lowercase)
         .as_deref()
@@ -101,9 +200,10 @@ fn format_of(params: &Params, base: String) -> Format {
         .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect());
     Format {
         mode,
-        exclude_link: param(params, "sysparm_exclude_reference_link") == Some("true"),
+        exclude_link: flag(params, "sysparm_exclude_reference_link"),
         base,
         fields,
+        who: who.clone(),
     }
 }
 
@@ -177,6 +277,9 @@ fn walk(
         .filter(|c| c.kind == ColumnType::Reference)
         .and_then(|c| c.reference.as_deref())
         .and_then(|r| catalog.table(r))
+        .filter(|t| {
+            crate::acl::check(catalog, &fmt.who, Operation::Read, Resource::Table(&t.name))
+        })
     else {
         return Ok(None);
     };
@@ -267,14 +370,16 @@ fn page_link(
 
 pub async fn list(
     State(state): State<AppState>,
-    AuthUser(_user): AuthUser,
+    AuthUser(user): AuthUser,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     query: Result<Query<Params>, QueryRejection>,
     uri: Uri,
+    headers: HeaderMap,
     BaseUrl(base): BaseUrl,
 ) -> Result<Response, ApiError> {
     let (version, table_name, _) = path_params(path)?;
     let params = query_params(query)?;
+    let media = accept(&headers)?;
     let limit = param(&params, "sysparm_limit")
         .and_then(|l| l.trim().parse::<i64>().ok())
         .filter(|l| *l >= 0)
@@ -289,27 +394,16 @@ pub async fn list(
             "Negative offset is not supported",
         ));
     }
-    let counting = param(&params, "sysparm_no_count") != Some("true");
-    let paging = param(&params, "sysparm_suppress_pagination_header") != Some("true");
-    let fmt = format_of(&params, base.clone());
+    let counting = !flag(&params, "sysparm_no_count");
+    let paging = !flag(&params, "sysparm_suppress_pagination_header");
+    let fmt = format_of(&params, base.clone(), &user);
     let params2 = params.clone();
     let (records, total) = state
         .store
         .call(
             move |conn, catalog| -> Result<(Vec<Value>, Option<i64>), ApiError> {
-                let table = lookup(catalog, &table_name)?;
-                let mut q =
-                    store::parse_encoded_query(param(&params2, "sysparm_query").unwrap_or(""));
-                for (k, v) in &params2 {
-                    if !k.starts_with("sysparm_") {
-                        q.and(k, Op::Eq, v);
-                    }
-                }
-                q.retain_terms(|t| {
-                    table
-                        .column(&t.field)
-                        .is_none_or(|c| c.kind != ColumnType::Password)
-                });
+                let table = lookup(catalog, &table_name, &user, Operation::Read)?;
+                let q = query_of(&params2, table);
                 let total = if counting {
                     Some(store::count(conn, Some(catalog), table, &q)?)
                 } else {
@@ -334,7 +428,7 @@ pub async fn list(
         });
     }
     let page_full = records.len() as i64 == limit;
-    let mut response = Json(json!({ "result": records })).into_response();
+    let mut response = respond(StatusCode::OK, media, &json!({ "result": records }));
     let h = response.headers_mut();
     if let Some(total) = total
         && let Ok(v) = HeaderValue::from_str(&total.to_string())
@@ -382,30 +476,86 @@ pub async fn list(
 
 pub async fn get_one(
     State(state): State<AppState>,
-    AuthUser(_user): AuthUser,
+    AuthUser(user): AuthUser,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
     BaseUrl(base): BaseUrl,
 ) -> Result<Response, ApiError> {
     let (_, table_name, sys_id) = path_params(path)?;
     let params = query_params(query)?;
-    let fmt = format_of(&params, base);
+    let media = accept(&headers)?;
+    let fmt = format_of(&params, base, &user);
     let sys_id = sys_id.unwrap_or_default();
     let record = state
         .store
         .call(move |conn, catalog| -> Result<Value, ApiError> {
-            let table = lookup(catalog, &table_name)?;
+            let table = lookup(catalog, &table_name, &user, Operation::Read)?;
             let record = store::get(conn, table, &sys_id)?.ok_or_else(not_found)?;
             Ok(render(conn, catalog, table, &record, &fmt)?)
         })
         .await??;
-    Ok(Json(json!({ "result": record })).into_response())
+    Ok(respond(StatusCode::OK, media, &json!({ "result": record })))
+}
+
+/// How a write's body is read: its media type, and whether values are display values
+/// (`sysparm_input_display_value=true`).
+#[derive(Clone, Copy)]
+struct Input {
+    media: Media,
+    display: bool,
+}
+
+impl Input {
+    fn of(headers: &HeaderMap, params: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            media: content_type(headers)?,
+            display: flag(params, "sysparm_input_display_value"),
+        })
+    }
+}
+
+/// The stored value for a display value: a reference by its target's display column (or a
+/// sys_id), a choice by its label (or value).
+fn from_display(
+    conn: &Connection,
+    catalog: &Catalog,
+    col: &Column,
+    text: String,
+) -> Result<String, StoreError> {
+    match col.kind {
+        ColumnType::Reference if !text.is_empty() => {
+            let Some(target) = col.reference.as_deref().and_then(|r| catalog.table(r)) else {
+                return Ok(text);
+            };
+            let found = store::find_by(conn, target, &[(target.display.as_str(), text.as_str())])?;
+            Ok(found.map_or(text, |r| r["sys_id"].clone()))
+        }
+        ColumnType::Choice => Ok(col
+            .choices
+            .iter()
+            .find(|c| c.label.eq_ignore_ascii_case(&text))
+            .map_or(text, |c| c.value.clone())),
+        _ => Ok(text),
+    }
 }
 
 /// A request body as column values: strings as they are, numbers and booleans as text, a
 /// `{value: …}` object by its value; password columns hashed.
-fn body_fields(bytes: &[u8], table: &Table) -> Result<Fields, ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|_| ApiError::invalid_json())?;
+fn body_fields(
+    conn: &Connection,
+    catalog: &Catalog,
+    bytes: &[u8],
+    table: &Table,
+    input: Input,
+) -> Result<Fields, ApiError> {
+    let value: Value = match input.media {
+        Media::Json => serde_json::from_slice(bytes).map_err(|_| ApiError::invalid_json())?,
+        Media::Xml => std::str::from_utf8(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(super::xml::from_xml)
+            .map_err(|e| ApiError::bad_request("Exception while reading request", e))?,
+    };
     let value = match value {
         Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
         v => v,
@@ -429,6 +579,7 @@ fn body_fields(bytes: &[u8], table: &Table) -> Result<Fields, ApiError> {
             Some(c) if c.kind == ColumnType::Password && !text.is_empty() => {
                 auth::hash_password(&text)
             }
+            Some(c) if input.display => from_display(conn, catalog, c, text)?,
             Some(_) => text,
             None => continue,
         };
@@ -448,14 +599,15 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let (_, table_name, _) = path_params(path)?;
     let params = query_params(query)?;
+    let (media, input) = (accept(&headers)?, Input::of(&headers, &params)?);
     let bytes = read_body(body).await?;
-    let fmt = format_of(&params, base.clone());
+    let fmt = format_of(&params, base.clone(), &user);
     let name = table_name.clone();
     let (sys_id, record) = state
         .store
         .call(move |conn, catalog| -> Result<(String, Value), ApiError> {
-            let table = lookup(catalog, &name)?;
-            let fields = body_fields(&bytes, table)?;
+            let table = lookup(catalog, &name, &user, Operation::Create)?;
+            let fields = body_fields(conn, catalog, &bytes, table, input)?;
             let sys_id = store::insert(conn, table, &fields, &user.user_name)?;
             let record = store::get(conn, table, &sys_id)?.ok_or_else(not_found)?;
             Ok((sys_id, render(conn, catalog, table, &record, &fmt)?))
@@ -465,11 +617,11 @@ pub async fn create(
     let no_body = headers
         .get("X-no-response-body")
         .and_then(|v| v.to_str().ok())
-        == Some("true");
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let mut response = if no_body {
         StatusCode::CREATED.into_response()
     } else {
-        (StatusCode::CREATED, Json(json!({ "result": record }))).into_response()
+        respond(StatusCode::CREATED, media, &json!({ "result": record }))
     };
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
@@ -482,19 +634,21 @@ pub async fn update(
     AuthUser(user): AuthUser,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     query: Result<Query<Params>, QueryRejection>,
+    headers: HeaderMap,
     BaseUrl(base): BaseUrl,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (_, table_name, sys_id) = path_params(path)?;
     let params = query_params(query)?;
+    let (media, input) = (accept(&headers)?, Input::of(&headers, &params)?);
     let bytes = read_body(body).await?;
-    let fmt = format_of(&params, base);
+    let fmt = format_of(&params, base, &user);
     let sys_id = sys_id.unwrap_or_default();
     let record = state
         .store
         .call(move |conn, catalog| -> Result<Value, ApiError> {
-            let table = lookup(catalog, &table_name)?;
-            let fields = body_fields(&bytes, table)?;
+            let table = lookup(catalog, &table_name, &user, Operation::Write)?;
+            let fields = body_fields(conn, catalog, &bytes, table, input)?;
             if !store::update(conn, table, &sys_id, &fields, &user.user_name)? {
                 return Err(not_found());
             }
@@ -502,12 +656,12 @@ pub async fn update(
             Ok(render(conn, catalog, table, &record, &fmt)?)
         })
         .await??;
-    Ok(Json(json!({ "result": record })).into_response())
+    Ok(respond(StatusCode::OK, media, &json!({ "result": record })))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    AuthUser(_user): AuthUser,
+    AuthUser(user): AuthUser,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let (_, table_name, sys_id) = path_params(path)?;
@@ -515,7 +669,7 @@ pub async fn delete(
     state
         .store
         .call(move |conn, catalog| -> Result<(), ApiError> {
-            let table = lookup(catalog, &table_name)?;
+            let table = lookup(catalog, &table_name, &user, Operation::Delete)?;
             if store::delete(conn, table, &sys_id)? {
                 Ok(())
             } else {

@@ -18,7 +18,7 @@ use rusqlite::types::Value;
 
 use crate::catalog::{Catalog, ColumnType};
 
-pub use query::{Op, parse_encoded_query};
+pub use query::{EncodedQuery, Op, parse_encoded_query};
 pub use record::*;
 
 #[derive(Clone)]

@@ -326,3 +326,182 @@ pub fn display_value(
         .optional()?;
     Ok(v.map(|v| from_sql(kind, &v)).unwrap_or_default())
 }
+
+/// An aggregate function of the Aggregate API (`sysparm_<aggregate>_fields`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    Count,
+    Min,
+    Max,
+    Avg,
+    Sum,
+}
+
+impl Aggregate {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "count" => Self::Count,
+            "min" => Self::Min,
+            "max" => Self::Max,
+            "avg" => Self::Avg,
+            "sum" => Self::Sum,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Avg => "avg",
+            Self::Sum => "sum",
+        }
+    }
+
+    fn sql(self, column: &str) -> String {
+        match self {
+            Self::Count => "COUNT(*)".to_owned(),
+            Self::Min => format!("MIN({})", quote(column)),
+            Self::Max => format!("MAX({})", quote(column)),
+            Self::Avg => format!("AVG({})", quote(column)),
+            Self::Sum => format!("TOTAL({})", quote(column)),
+        }
+    }
+}
+
+/// `sysparm_having` part: `aggregate^field^operator^value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Having {
+    pub aggregate: Aggregate,
+    pub field: String,
+    /// One of `=`, `!=`, `>`, `<`, `>=`, `<=`.
+    pub op: &'static str,
+    pub value: f64,
+}
+
+impl Having {
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.splitn(4, '^');
+        let aggregate = Aggregate::parse(parts.next()?.trim())?;
+        let field = parts.next()?.trim().to_owned();
+        let op_text = parts.next()?.trim();
+        let op = ["!=", ">=", "<=", "=", ">", "<"]
+            .into_iter()
+            .find(|o| *o == op_text)?;
+        let value = parts.next()?.trim().parse().ok()?;
+        Some(Self {
+            aggregate,
+            field,
+            op,
+            value,
+        })
+    }
+}
+
+#[cfg(test)]
+mod having_tests {
+    use super::{Aggregate, Having};
+
+    #[test]
+    fn having_parts_parse() {
+        let h = Having::parse("count^priority^>=^3").expect("having");
+        assert_eq!(
+            (h.aggregate, h.field.as_str(), h.op, h.value),
+            (Aggregate::Count, "priority", ">=", 3.0)
+        );
+        assert!(Having::parse("count^priority^~^3").is_none());
+        assert!(Having::parse("median^priority^>^3").is_none());
+        assert!(Having::parse("avg^priority^>").is_none());
+    }
+}
+
+/// One group of an aggregate query: the group-by values and one value per requested
+/// aggregate, as the API shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub keys: Vec<String>,
+    pub values: Vec<String>,
+}
+
+/// Aggregates over the records matching `query`, grouped by `group_by` (columns already
+/// validated against `table` by the caller; unknown ones are skipped here too).
+pub fn aggregate(
+    conn: &Connection,
+    catalog: &Catalog,
+    table: &Table,
+    query: &EncodedQuery,
+    group_by: &[String],
+    aggregates: &[(Aggregate, String)],
+    having: &[Having],
+) -> Result<Vec<Group>, StoreError> {
+    let group_cols: Vec<_> = group_by.iter().filter_map(|g| table.column(g)).collect();
+    let known = |a: Aggregate, f: &str| a == Aggregate::Count || table.column(f).is_some();
+    let mut select: Vec<String> = group_cols.iter().map(|c| quote(&c.name)).collect();
+    select.extend(aggregates.iter().map(|(a, f)| a.sql(f)));
+    if select.is_empty() || aggregates.iter().any(|(a, f)| !known(*a, f)) {
+        return Err(StoreError::Invalid("Invalid aggregate field".into()));
+    }
+    let (cond, mut params, _) = where_clause(table, query, Some(catalog));
+    let mut sql = format!(
+        "SELECT {} FROM {} WHERE {cond}",
+        select.join(", "),
+        quote(&table.physical)
+    );
+    let keys = group_cols
+        .iter()
+        .map(|c| quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !keys.is_empty() {
+        sql.push_str(&format!(" GROUP BY {keys}"));
+    }
+    let havings: Vec<_> = having
+        .iter()
+        .filter(|h| known(h.aggregate, &h.field))
+        .collect();
+    if !havings.is_empty() {
+        let parts: Vec<String> = havings
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} {} ?",
+                    h.aggregate.sql(&h.field),
+                    h.op.replace("!=", "<>")
+                )
+            })
+            .collect();
+        params.extend(havings.iter().map(|h| Value::Real(h.value)));
+        sql.push_str(&format!(" HAVING {}", parts.join(" AND ")));
+    }
+    if !keys.is_empty() {
+        sql.push_str(&format!(" ORDER BY {keys}"));
+    }
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |row| {
+        let mut keys = Vec::with_capacity(group_cols.len());
+        for (i, c) in group_cols.iter().enumerate() {
+            keys.push(from_sql(c.kind, &row.get::<_, Value>(i)?));
+        }
+        let mut values = Vec::with_capacity(aggregates.len());
+        for (j, (a, f)) in aggregates.iter().enumerate() {
+            let v: Value = row.get(group_cols.len() + j)?;
+            let kind = table.column(f).map_or(ColumnType::Integer, |c| c.kind);
+            values.push(aggregate_text(*a, kind, &v));
+        }
+        Ok(Group { keys, values })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// ServiceNow shows averages with four decimals, sums of integers as integers.
+fn aggregate_text(a: Aggregate, kind: ColumnType, v: &Value) -> String {
+    match (a, v) {
+        (_, Value::Null) => String::new(),
+        (Aggregate::Avg, Value::Real(f)) => format!("{f:.4}"),
+        (Aggregate::Avg, Value::Integer(i)) => format!("{i}.0000"),
+        (Aggregate::Sum, Value::Real(f)) if f.fract() == 0.0 => format!("{f:.0}"),
+        (Aggregate::Count | Aggregate::Sum, other) => from_sql(ColumnType::Integer, other),
+        (_, other) => from_sql(kind, other),
+    }
+}

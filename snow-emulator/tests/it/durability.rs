@@ -33,7 +33,7 @@ async fn queued_transaction_completes_after_restart() {
     let emu = Emulator::start_with(config.clone()).await;
     let r = emu
         .client
-        .get(emu.url("/api/now/table/sys_user?sysparm_limit=1"))
+        .get(emu.url("/api/now/table/x_fls_flexera_fnms_import_run?sysparm_limit=1"))
         .bearer_auth(&token)
         .send()
         .await

@@ -9,6 +9,7 @@ mod fnmstosn;
 mod hostile;
 mod oauth;
 mod perf;
+mod platform;
 mod table_api;
 mod tls;
 mod transform;

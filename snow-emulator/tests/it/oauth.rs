@@ -50,10 +50,10 @@ async fn password_and_refresh_grants_match_the_golden_responses() {
     let access = r.body["access_token"].as_str().expect("access").to_owned();
     assert_eq!(redact(r.body), fixture_json("responses/oauth_refresh.json"));
 
-    // The access token opens the APIs.
+    // The access token opens the APIs (what the integration user's roles allow).
     let r = emu
         .client
-        .get(emu.url("/api/now/table/sys_user?sysparm_limit=1"))
+        .get(emu.url("/api/now/table/x_fls_flexera_fnms_import_run?sysparm_limit=1"))
         .bearer_auth(&access)
         .send()
         .await
@@ -178,7 +178,7 @@ async fn missing_or_wrong_credentials_get_the_unauthorized_envelope() {
     // Basic auth with the right password works, for both users.
     let r = emu
         .client
-        .get(emu.url("/api/now/table/sys_user"))
+        .get(emu.url("/api/now/table/sys_data_source"))
         .basic_auth("fnms.integration", Some("integration"))
         .send()
         .await
@@ -266,7 +266,8 @@ async fn user_names_differing_only_in_case_are_different_users() {
     };
     let status = |r: reqwest::Result<reqwest::Response>| r.expect("request").status();
     assert_eq!(status(login("admin", "admin").await), StatusCode::OK);
-    assert_eq!(status(login("ADMIN", "other").await), StatusCode::OK);
+    // Authenticated (a new user has no role, so reading users is refused, not unauthorized).
+    assert_eq!(status(login("ADMIN", "other").await), StatusCode::FORBIDDEN);
     assert_eq!(
         status(login("ADMIN", "admin").await),
         StatusCode::UNAUTHORIZED

@@ -405,7 +405,8 @@ async fn insert_update_delete() {
         .send()
         .await
         .expect("send");
-    assert_eq!(login.status(), StatusCode::OK);
+    // Authenticated: a new user has no role, so the read is refused rather than unauthorized.
+    assert_eq!(login.status(), StatusCode::FORBIDDEN);
 
     let r = emu
         .send(
