@@ -132,16 +132,22 @@ pub fn check(file: &Path, text: &str, update: bool) -> Result<(), String> {
     }
 }
 
-/// Lines only in the snapshot (`-`) and only in the new text (`+`).
+/// Lines only in the snapshot (`-`) and only in the new text (`+`), counted: a line that
+/// occurs twice in the snapshot and once in the new text is shown once as removed.
 fn diff(want: &str, got: &str) -> String {
-    let old: Vec<&str> = want.lines().collect();
-    let new: Vec<&str> = got.lines().collect();
-    let mut out = String::new();
-    for line in old.iter().filter(|l| !new.contains(l)) {
-        out.push_str(&format!("       - {line}\n"));
+    let mut balance: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for line in want.lines() {
+        *balance.entry(line).or_default() -= 1;
     }
-    for line in new.iter().filter(|l| !old.contains(l)) {
-        out.push_str(&format!("       + {line}\n"));
+    for line in got.lines() {
+        *balance.entry(line).or_default() += 1;
+    }
+    let mut out = String::new();
+    for (line, n) in &balance {
+        let sign = if *n < 0 { '-' } else { '+' };
+        for _ in 0..n.abs() {
+            out.push_str(&format!("       {sign} {line}\n"));
+        }
     }
     out
 }
