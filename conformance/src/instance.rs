@@ -150,6 +150,38 @@ impl TableApi {
     }
 }
 
+impl TableApi {
+    /// Changes every record `query` selects; fails when none does.
+    pub async fn update_where(
+        &self,
+        table: &str,
+        query: &str,
+        values: &BTreeMap<String, String>,
+    ) -> anyhow::Result<usize> {
+        let targets = self.records(table, query, &["sys_id"], false, 1000).await?;
+        anyhow::ensure!(!targets.is_empty(), "{table} [{query}] selects no record");
+        for record in &targets {
+            let sys_id = record.get("sys_id").map(String::as_str).unwrap_or("");
+            let response = self
+                .http
+                .patch(format!("{}/api/now/table/{table}/{sys_id}", self.url))
+                .basic_auth(&self.user, Some(&self.password))
+                .header("Accept", "application/json")
+                .json(values)
+                .send()
+                .await
+                .with_context(|| format!("cannot update {table}/{sys_id}"))?;
+            let status = response.status();
+            anyhow::ensure!(
+                status.is_success(),
+                "update of {table}/{sys_id} answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(targets.len())
+    }
+}
+
 /// Reference fields come back as `{"value": …}` or `{"display_value": …}`; flatten them.
 fn flatten(row: &Value) -> Record {
     let mut record = Record::new();
@@ -200,4 +232,28 @@ pub async fn refresh_token(instance: &Instance) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .context("password grant returned no refresh_token")
+}
+
+/// An access token of the integration user (password grant), for requests the runner sends
+/// itself (tests replaying recorded segments).
+pub async fn access_token(instance: &Instance) -> anyhow::Result<String> {
+    let c = &instance.credentials;
+    let body: Value = reqwest::Client::new()
+        .post(format!("{}/oauth_token.do", instance.url))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", c.oauth_client_id.as_str()),
+            ("client_secret", c.oauth_client_secret.as_str()),
+            ("username", c.integration_user.as_str()),
+            ("password", c.integration_password.as_str()),
+        ])
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await?
+        .json()
+        .await?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("password grant returned no access_token")
 }

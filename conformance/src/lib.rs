@@ -9,17 +9,26 @@
 //! This crate is the only place where the exporter and the emulator meet in code; they meet
 //! over HTTP even here.
 
+pub mod bench;
+mod controls;
 pub mod demo;
+#[cfg(test)]
+mod e2e_tests;
 mod exporter_run;
+pub mod generate;
 mod instance;
+pub mod parity;
+pub mod record;
 pub mod report;
 mod runner;
 mod scenario;
+pub mod snapshot;
+pub mod suite;
 mod target;
 
 pub use exporter_run::{ExporterKind, ExporterOutcome, run_exporter};
-pub use instance::{Count, Record, TableApi, refresh_token};
-pub use runner::{Outcome, RunOptions, default_fixtures_dir, run_scenario};
+pub use instance::{Count, Record, TableApi, access_token, refresh_token};
+pub use runner::{Outcome, RunOptions, Status, default_fixtures_dir, run_scenario};
 pub use scenario::{Scenario, ScenarioError, discover};
 pub use target::{Credentials, Instance, TargetSpec};
 

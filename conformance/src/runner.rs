@@ -1,15 +1,17 @@
 //! The one runner: scenario in, outcome out (Architecture Invariant: scenarios are data and
 //! only this function executes them, whatever the target).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::exporter_run::{ExporterKind, run_exporter};
+use crate::exporter_run::{ExporterKind, ExporterOutcome, run_exporter};
 use crate::instance::{Count, TableApi, refresh_token};
-use crate::scenario::{Dataset, Scenario};
+use crate::scenario::{Dataset, Expect, Scenario};
 use crate::target::{Credentials, Instance, TargetSpec};
+use crate::{controls, snapshot};
 
 /// Everything a run needs besides the scenario.
 #[derive(Debug, Clone)]
@@ -19,6 +21,10 @@ pub struct RunOptions {
     pub credentials: Credentials,
     /// The repository's `fixtures/` directory.
     pub fixtures: PathBuf,
+    /// Run scenarios marked `pending` too (they are reported, not run, otherwise).
+    pub include_pending: bool,
+    /// Write snapshot files instead of comparing with them.
+    pub update_snapshots: bool,
 }
 
 impl RunOptions {
@@ -29,7 +35,22 @@ impl RunOptions {
             exporter: ExporterKind::InProcess,
             credentials: Credentials::from_env(),
             fixtures: default_fixtures_dir(),
+            include_pending: false,
+            update_snapshots: false,
         }
+    }
+
+    /// Whether the target has the emulator's `/_emulator/…` controls: the embedded one does,
+    /// and a URL given with `--reset` is declared an emulator.
+    pub fn has_controls(&self) -> bool {
+        match &self.target {
+            TargetSpec::Embedded => true,
+            TargetSpec::Remote { reset, .. } => *reset,
+        }
+    }
+
+    fn snapshots_dir(&self) -> PathBuf {
+        self.fixtures.join("scenarios").join("snapshots")
     }
 }
 
@@ -40,20 +61,51 @@ pub fn default_fixtures_dir() -> PathBuf {
         .join("fixtures")
 }
 
+/// What became of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    Failed,
+    /// Marked `pending` in the file: the behaviour is being built.
+    Pending(String),
+    /// Cannot run against this target (e.g. needs emulator controls).
+    Skipped(String),
+}
+
 /// How one scenario went.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub name: String,
     pub description: String,
+    pub tags: Vec<String>,
+    pub status: Status,
     /// Empty when the scenario passed.
     pub failures: Vec<String>,
     pub exporter_log: String,
     pub duration: Duration,
+    /// What the target did, by aspect (`exit_code`, `import_runs`, `count …`, `snapshot …`):
+    /// the facts `parity` compares between two targets.
+    pub observed: BTreeMap<String, String>,
 }
 
 impl Outcome {
+    /// An outcome for a scenario that could not even start.
+    pub fn failed(name: &str, description: &str) -> Outcome {
+        Outcome {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            tags: Vec::new(),
+            status: Status::Failed,
+            failures: Vec::new(),
+            exporter_log: String::new(),
+            duration: Duration::ZERO,
+            observed: BTreeMap::new(),
+        }
+    }
+
+    /// Passed, or not run for a reason that is not a failure (pending, skipped).
     pub fn passed(&self) -> bool {
-        self.failures.is_empty()
+        self.status != Status::Failed
     }
 }
 
@@ -65,15 +117,41 @@ pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Outcome 
     let mut outcome = Outcome {
         name: scenario.name.clone(),
         description: scenario.description.clone(),
+        tags: scenario.tags.clone(),
+        status: Status::Passed,
         failures: Vec::new(),
         exporter_log: String::new(),
         duration: Duration::ZERO,
+        observed: BTreeMap::new(),
     };
+    if let Some(reason) = not_run_because(scenario, options) {
+        outcome.status = reason;
+        return outcome;
+    }
     if let Err(error) = execute(scenario, options, &mut outcome).await {
         outcome.failures.push(format!("could not run: {error:#}"));
     }
+    if !outcome.failures.is_empty() {
+        outcome.status = Status::Failed;
+    }
     outcome.duration = started.elapsed();
     outcome
+}
+
+fn not_run_because(scenario: &Scenario, options: &RunOptions) -> Option<Status> {
+    if let Some(reason) = &scenario.pending
+        && !options.include_pending
+    {
+        return Some(Status::Pending(reason.clone()));
+    }
+    if let Some(reason) = scenario.needs_controls()
+        && !options.has_controls()
+    {
+        return Some(Status::Skipped(format!(
+            "{reason}, which this target is not known to have (give --reset for an emulator)"
+        )));
+    }
+    None
 }
 
 async fn execute(
@@ -84,22 +162,14 @@ async fn execute(
     let work = tempfile::tempdir().context("cannot create a work directory")?;
     let instance = Instance::start(&options.target, options.credentials.clone()).await?;
     let table_api = TableApi::new(&instance)?;
-
-    for record in &scenario.instance.records {
-        table_api
-            .insert(&record.table, &record.values)
-            .await
-            .with_context(|| format!("instance set-up: record in {}", record.table))?;
-    }
+    set_up(scenario, &instance, &table_api).await?;
 
     let token = match &scenario.exporter.token {
         Some(token) => token.clone(),
         None => refresh_token(&instance).await?,
     };
     let db = prepare_database(&scenario.dataset, &options.fixtures, work.path())?;
-    let config = write_exporter_config(scenario, &instance.credentials, work.path())?;
-
-    let mut args = vec![
+    let mut base = vec![
         "-url".to_owned(),
         instance.url.clone(),
         "-user".to_owned(),
@@ -107,15 +177,96 @@ async fn execute(
         "-token".to_owned(),
         token,
         "--db".to_owned(),
-        db,
-        "--config".to_owned(),
-        config.display().to_string(),
+        db.clone(),
     ];
-    args.extend(scenario.exporter.args.iter().cloned());
-    let run = run_exporter(&options.exporter, args).await?;
+    for (i, earlier) in scenario.before.iter().enumerate() {
+        let config = write_exporter_config(&earlier.config, &instance.credentials, work.path())?;
+        let mut args = base.clone();
+        args.extend(["--config".to_owned(), config.display().to_string()]);
+        args.extend(earlier.args.iter().cloned());
+        let run = run_exporter(&options.exporter, args).await?;
+        outcome
+            .observed
+            .insert(format!("before[{i}].exit_code"), run.exit_code.to_string());
+        if run.exit_code != earlier.exit_code {
+            outcome.failures.push(format!(
+                "earlier run {}: exit code: expected {}, got {}",
+                i + 1,
+                earlier.exit_code,
+                run.exit_code
+            ));
+            outcome.exporter_log = run.log;
+            return instance.stop().await;
+        }
+        if let Some(sql) = &earlier.then_sql {
+            rusqlite::Connection::open(&db)?
+                .execute_batch(sql)
+                .with_context(|| format!("then_sql of earlier run {}", i + 1))?;
+        }
+        for update in &earlier.then_updates {
+            table_api
+                .update_where(&update.table, &update.query, &update.values)
+                .await
+                .with_context(|| format!("then_updates of earlier run {}", i + 1))?;
+        }
+        if let Some(seconds) = earlier.then_advance_seconds {
+            controls::advance_clock(&instance.url, seconds).await?;
+        }
+    }
+    let config = write_exporter_config(
+        &scenario.exporter.config,
+        &instance.credentials,
+        work.path(),
+    )?;
+    base.extend(["--config".to_owned(), config.display().to_string()]);
+    base.extend(scenario.exporter.args.iter().cloned());
+    let run = run_exporter(&options.exporter, base).await?;
     outcome.exporter_log = run.log.clone();
+    outcome
+        .observed
+        .insert("exit_code".into(), run.exit_code.to_string());
+    check_exit_and_log(&scenario.expect, &run, outcome);
+    check_tables(scenario, &table_api, outcome).await?;
+    check_states(&scenario.expect, &table_api, outcome).await?;
+    check_snapshots(scenario, options, &instance, &table_api, outcome).await?;
+    instance.stop().await
+}
 
-    let expect = &scenario.expect;
+/// The instance as the scenario wants it before the exporter runs.
+async fn set_up(scenario: &Scenario, instance: &Instance, api: &TableApi) -> anyhow::Result<()> {
+    let setup = &scenario.instance;
+    for record in &setup.records {
+        api.insert(&record.table, &record.values)
+            .await
+            .with_context(|| format!("instance set-up: record in {}", record.table))?;
+    }
+    for update in &setup.updates {
+        api.update_where(&update.table, &update.query, &update.values)
+            .await
+            .context("instance set-up: update")?;
+    }
+    for (name, value) in &setup.properties {
+        let values = BTreeMap::from([("value".to_owned(), value.clone())]);
+        api.update_where("sys_properties", &format!("name={name}"), &values)
+            .await
+            .with_context(|| format!("instance set-up: property {name}"))?;
+    }
+    for (id, active) in &setup.plugins {
+        let values = BTreeMap::from([("active".to_owned(), active.clone())]);
+        api.update_where("sys_plugins", &format!("id={id}"), &values)
+            .await
+            .with_context(|| format!("instance set-up: plugin {id}"))?;
+    }
+    if let Some(now) = &setup.clock {
+        controls::set_clock(&instance.url, now).await?;
+    }
+    if !scenario.fault.is_empty() {
+        controls::install_faults(&instance.url, scenario.fault_seed, &scenario.fault).await?;
+    }
+    Ok(())
+}
+
+fn check_exit_and_log(expect: &Expect, run: &ExporterOutcome, outcome: &mut Outcome) {
     if run.exit_code != expect.exit_code {
         outcome.failures.push(format!(
             "exit code: expected {}, got {}",
@@ -135,8 +286,21 @@ async fn execute(
     if let Some(failure) = out_of_order(&run.log, &expect.log_in_order) {
         outcome.failures.push(failure);
     }
+}
+
+async fn check_tables(
+    scenario: &Scenario,
+    table_api: &TableApi,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
+    let expect = &scenario.expect;
     for check in &expect.tables {
-        match table_api.count(&check.table, &check.query).await? {
+        let count = table_api.count(&check.table, &check.query).await?;
+        outcome.observed.insert(
+            format!("count {}[{}]", check.table, check.query),
+            format!("{count:?}"),
+        );
+        match count {
             Count::Rows(n) if n == check.count => {}
             Count::Rows(n) => outcome.failures.push(format!(
                 "{} [{}]: expected {} rows, found {n}",
@@ -174,7 +338,94 @@ async fn execute(
             }
         }
     }
-    instance.stop().await
+    Ok(())
+}
+
+const RUNS: &str = "x_fls_flexera_fnms_import_run";
+const TRANSACTIONS: &str = "x_fls_flexera_fnms_import_transaction";
+
+/// `import_type:state` of every record of an app table.
+async fn states(table_api: &TableApi, table: &str) -> anyhow::Result<Vec<String>> {
+    let rows = table_api
+        .records(table, "", &["import_type", "state"], false, 10_000)
+        .await?;
+    let mut states: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let get = |f: &str| r.get(f).cloned().unwrap_or_default();
+            format!("{}:{}", get("import_type"), get("state"))
+        })
+        .collect();
+    states.sort();
+    Ok(states)
+}
+
+async fn check_states(
+    expect: &Expect,
+    table_api: &TableApi,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
+    let runs = states(table_api, RUNS).await?;
+    outcome
+        .observed
+        .insert("import_runs".into(), runs.join(", "));
+    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    for state in states(table_api, TRANSACTIONS).await? {
+        *counted.entry(state).or_default() += 1;
+    }
+    outcome
+        .observed
+        .insert("transactions".into(), format!("{counted:?}"));
+    if let Some(want) = &expect.import_runs {
+        let mut want = want.clone();
+        want.sort();
+        if want != runs {
+            outcome.failures.push(format!(
+                "Import Runs: expected [{}], found [{}]",
+                want.join(", "),
+                runs.join(", ")
+            ));
+        }
+    }
+    if let Some(want) = &expect.transactions
+        && *want != counted
+    {
+        outcome.failures.push(format!(
+            "Import Transactions: expected {want:?}, found {counted:?}"
+        ));
+    }
+    Ok(())
+}
+
+async fn check_snapshots(
+    scenario: &Scenario,
+    options: &RunOptions,
+    instance: &Instance,
+    table_api: &TableApi,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
+    let host = instance
+        .url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&instance.url)
+        .to_owned();
+    for (i, wanted) in scenario.expect.snapshots.iter().enumerate() {
+        let fields: Vec<&str> = wanted.fields.iter().map(String::as_str).collect();
+        let rows = table_api
+            .records(&wanted.table, &wanted.query, &fields, false, 10_000)
+            .await?;
+        let text = snapshot::render(&wanted.table, &wanted.query, &wanted.fields, &rows, &host);
+        outcome.observed.insert(
+            format!("snapshot {}[{}]", wanted.table, wanted.query),
+            text.clone(),
+        );
+        let file = snapshot::path(&options.snapshots_dir(), &scenario.name, &wanted.table, i);
+        if let Err(failure) = snapshot::check(&file, &text, options.update_snapshots) {
+            outcome.failures.push(failure);
+        }
+    }
+    Ok(())
 }
 
 /// The first fragment of `order` not found after its predecessor, described.
@@ -219,7 +470,7 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 /// The exporter's configuration file: OAuth client, fast timings, then the scenario's keys.
 fn write_exporter_config(
-    scenario: &Scenario,
+    overrides: &toml::Table,
     credentials: &Credentials,
     work: &Path,
 ) -> anyhow::Result<PathBuf> {
@@ -232,7 +483,7 @@ fn write_exporter_config(
         "oauth_client_secret".into(),
         credentials.oauth_client_secret.clone().into(),
     );
-    for (key, value) in &scenario.exporter.config {
+    for (key, value) in overrides {
         config.insert(key.clone(), value.clone());
     }
     let path = work.join("fnmp_servicenow_export.toml");

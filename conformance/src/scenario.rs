@@ -20,13 +20,52 @@ pub struct Scenario {
     /// Which documented step or rule this scenario holds the implementation to (for readers).
     #[serde(default)]
     pub covers: Vec<String>,
+    /// Areas this scenario belongs to (`preflight`, `inventory`, `differential`, …);
+    /// `conformance run TAG` selects by them.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Set while the behaviour is being built elsewhere: the runner reports the scenario as
+    /// pending with this reason instead of running it (`--include-pending` runs it anyway).
+    #[serde(default)]
+    pub pending: Option<String>,
+    /// Seed of the fault plan (`{"seed": …}` of `POST /_emulator/faults`).
+    #[serde(default)]
+    pub fault_seed: Option<u64>,
+    /// Faults sent verbatim as JSON to `POST /_emulator/faults` before the exporter runs.
+    #[serde(default)]
+    pub fault: Vec<toml::Table>,
     #[serde(default)]
     pub dataset: Dataset,
     #[serde(default)]
     pub instance: InstanceSetup,
+    /// Earlier exporter runs on the same FNMS database and instance, in order (re-export,
+    /// differential export, baseline after a failure).
+    #[serde(default)]
+    pub before: Vec<EarlierRun>,
     #[serde(default)]
     pub exporter: ExporterRun,
     pub expect: Expect,
+}
+
+/// One exporter run before the scenario's own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlierRun {
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub config: toml::Table,
+    /// The exit code this run must end with.
+    pub exit_code: i32,
+    /// SQL run on the FNMS database after this run (the changes the next run exports).
+    #[serde(default)]
+    pub then_sql: Option<String>,
+    /// Instance records changed after this run (e.g. a property set back).
+    #[serde(default)]
+    pub then_updates: Vec<SetupUpdate>,
+    /// Seconds the instance clock advances after this run (emulator control).
+    #[serde(default)]
+    pub then_advance_seconds: Option<i64>,
 }
 
 /// The FNMS operations database the exporter reads.
@@ -65,6 +104,28 @@ impl Default for Dataset {
 pub struct InstanceSetup {
     #[serde(default)]
     pub records: Vec<SetupRecord>,
+    /// Existing records changed before the run (e.g. the Scheduled Data Import made inactive).
+    #[serde(default)]
+    pub updates: Vec<SetupUpdate>,
+    /// Integration properties (`sys_properties` by name) set before the run.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Plugins (`sys_plugins` by id) and their `active` value (`active` / `inactive`).
+    #[serde(default)]
+    pub plugins: BTreeMap<String, String>,
+    /// Instance clock set before the run (`POST /_emulator/clock` `{"set": …}`; emulator
+    /// control).
+    #[serde(default)]
+    pub clock: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupUpdate {
+    pub table: String,
+    /// Encoded query selecting the records to change (at least one must match).
+    pub query: String,
+    pub values: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +171,27 @@ pub struct Expect {
     /// Field values of the records a query selects (each selected record must match).
     #[serde(default)]
     pub records: Vec<RecordValues>,
+    /// Every Import Run as `import_type:state` (order-free: compared sorted).
+    #[serde(default)]
+    pub import_runs: Option<Vec<String>>,
+    /// Import Transactions counted by `import_type:state`; combinations not listed must not
+    /// occur.
+    #[serde(default)]
+    pub transactions: Option<BTreeMap<String, u64>>,
+    /// Whole tables compared with a snapshot file (`fixtures/scenarios/snapshots/`), sys_ids,
+    /// timestamps and host names redacted.
+    #[serde(default)]
+    pub snapshots: Vec<Snapshot>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub table: String,
+    #[serde(default)]
+    pub query: String,
+    /// The columns shown, in this order.
+    pub fields: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +235,24 @@ pub enum ScenarioError {
 }
 
 impl Scenario {
+    /// Why this scenario cannot run against an instance without the emulator's controls.
+    pub fn needs_controls(&self) -> Option<&'static str> {
+        if !self.fault.is_empty() {
+            Some("needs /_emulator/faults (fault injection)")
+        } else if self.instance.clock.is_some()
+            || self.before.iter().any(|r| r.then_advance_seconds.is_some())
+        {
+            Some("needs /_emulator/clock (instance clock)")
+        } else {
+            None
+        }
+    }
+
+    /// Selected by `NAME` or `TAG` on the command line.
+    pub fn matches(&self, selector: &str) -> bool {
+        self.name == selector || self.tags.iter().any(|t| t == selector)
+    }
+
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.to_owned(),

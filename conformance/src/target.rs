@@ -87,6 +87,16 @@ impl Instance {
         listen: &str,
         credentials: Credentials,
     ) -> anyhow::Result<Instance> {
+        Instance::start_embedded_with(listen, credentials, None).await
+    }
+
+    /// Like [`Instance::start_embedded`], with the catalog read from `catalog_dir` (a changed
+    /// catalog makes a deliberately different emulator, e.g. for parity tests).
+    pub async fn start_embedded_with(
+        listen: &str,
+        credentials: Credentials,
+        catalog_dir: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Instance> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -97,6 +107,7 @@ impl Instance {
             integration_password: credentials.integration_password.clone(),
             oauth_client_id: credentials.oauth_client_id.clone(),
             oauth_client_secret: credentials.oauth_client_secret.clone(),
+            catalog_dir,
             ..snow_emulator::Config::default()
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -142,7 +153,7 @@ impl Drop for Instance {
     }
 }
 
-async fn wait_healthy(url: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_healthy(url: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     for _ in 0..100 {
         if let Ok(response) = client.get(format!("{url}/_emulator/health")).send().await
