@@ -1,4 +1,4 @@
-//! `POST /oauth_token.do` (servicenow.md A5): password and refresh_token grants,
+//! `POST /oauth_token.do` ([SN-AUTH] in docs/sources.md): password and refresh_token grants,
 //! form-encoded. Any refusal is ServiceNow's 401 `access_denied`.
 
 use std::collections::HashMap;

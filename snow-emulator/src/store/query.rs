@@ -1,7 +1,7 @@
 //! ServiceNow encoded queries (`active=true^nameLIKEsql^ORDERBYname`): parsing and
 //! translation to parameterised SQL. Values only ever travel as SQL parameters; fields are
 //! looked up in the catalog, and a part naming an unknown field or operator is ignored, as
-//! a real instance does by default (servicenow.md A1).
+//! a real instance does by default ([SN-TABLE-API] in docs/sources.md).
 
 use rusqlite::types::Value;
 
