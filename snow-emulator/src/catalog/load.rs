@@ -72,6 +72,7 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
     let mut table_defs: Vec<(String, TableDef)> = Vec::new();
     let mut map_defs: Vec<(String, MapDef)> = Vec::new();
     let mut import_defs = Vec::new();
+    let mut record_files = Vec::new();
     for (path, text) in files {
         if path.starts_with("tables/") {
             let file: TablesFile =
@@ -85,9 +86,11 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
             let file: ImportTypesFile =
                 toml::from_str(&text).with_context(|| format!("catalog file {path}"))?;
             import_defs.extend(file.import_type);
+        } else if path.starts_with("records/") {
+            record_files.push((path, text));
         } else {
             bail!(
-                "catalog file {path}: not under tables/ or transform_maps/, nor import_types.toml"
+                "catalog file {path}: not under tables/, transform_maps/ or records/, nor import_types.toml"
             );
         }
     }
@@ -145,6 +148,7 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
         });
     }
     rebuild_physical(&mut catalog)?;
+    super::records::add(&mut catalog, record_files)?;
     Ok(catalog)
 }
 
@@ -353,6 +357,7 @@ fn resolve_tables(defs: Vec<(String, TableDef)>) -> Result<Catalog> {
         tables,
         physical: Vec::new(),
         import_types: Vec::new(),
+        records: Vec::new(),
         maps: Vec::new(),
     })
 }
