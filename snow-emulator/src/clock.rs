@@ -18,12 +18,12 @@ use chrono::{DateTime, Duration, Utc};
 /// running after a `set` (designed: a frozen clock would stall token expiry and polling).
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
+    offset_us: Arc<AtomicI64>,
 }
 
 impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+        Utc::now() + Duration::microseconds(self.offset_us.load(Ordering::SeqCst))
     }
 
     pub fn now_string(&self) -> String {
@@ -32,24 +32,29 @@ impl Clock {
 
     /// The offset from the real time, in whole seconds.
     pub fn offset_seconds(&self) -> i64 {
-        self.offset_ms.load(Ordering::SeqCst).div_euclid(1000)
+        self.offset_us.load(Ordering::SeqCst).div_euclid(1_000_000)
     }
 
     /// Moves the clock to `t`; it runs on from there.
     pub fn set(&self, t: DateTime<Utc>) {
-        let offset = (t - Utc::now()).num_milliseconds();
-        self.offset_ms.store(offset, Ordering::SeqCst);
+        // Rounded up, so that the clock never reads earlier than `t` right after the set.
+        let delta = t - Utc::now();
+        let mut offset = delta.num_microseconds().unwrap_or(i64::MAX);
+        if delta > Duration::microseconds(offset) {
+            offset = offset.saturating_add(1);
+        }
+        self.offset_us.store(offset, Ordering::SeqCst);
     }
 
     /// Moves the clock forward (or back, when negative) by `seconds`.
     pub fn advance(&self, seconds: i64) {
-        self.offset_ms
-            .fetch_add(seconds.saturating_mul(1000), Ordering::SeqCst);
+        self.offset_us
+            .fetch_add(seconds.saturating_mul(1_000_000), Ordering::SeqCst);
     }
 
     /// Back to the real time.
     pub fn reset(&self) {
-        self.offset_ms.store(0, Ordering::SeqCst);
+        self.offset_us.store(0, Ordering::SeqCst);
     }
 }
 
@@ -108,7 +113,12 @@ mod tests {
         clock.set(target);
         assert!((clock.now() - target).num_seconds().abs() <= 1);
         clock.advance(3600);
-        assert!((clock.now() - target - Duration::hours(1)).num_seconds().abs() <= 1);
+        assert!(
+            (clock.now() - target - Duration::hours(1))
+                .num_seconds()
+                .abs()
+                <= 1
+        );
         clock.reset();
         assert!((clock.now() - Utc::now()).num_seconds().abs() <= 1);
         assert_eq!(clock.offset_seconds(), 0);

@@ -448,7 +448,13 @@ fn store_transaction(
     if req.last_segment {
         run_update.insert("segments_expected".into(), req.segment_number.to_string());
     }
-    store::update(conn, table(catalog, RUN_TABLE)?, &run.sys_id, &run_update, "system")?;
+    store::update(
+        conn,
+        table(catalog, RUN_TABLE)?,
+        &run.sys_id,
+        &run_update,
+        "system",
+    )?;
     let mut reply = success(
         format!("Import transaction {number} created"),
         Map::from_iter([

@@ -103,9 +103,7 @@ impl<'a> Cursor<'a> {
 
     fn cdata(&mut self, text: &str) -> Result<(), String> {
         check_chars(text)?;
-        let buf = self
-            .field_text()
-            .ok_or("CDATA outside a field element")?;
+        let buf = self.field_text().ok_or("CDATA outside a field element")?;
         buf.push_str(text);
         Ok(())
     }

@@ -364,7 +364,10 @@ fn close_run(conn: &Connection, catalog: &Catalog, run_sys_id: &str, user: &str)
     let total: usize = by_state.values().sum();
     let failed = by_state.get(&State::Failed).copied().unwrap_or(0);
     let (run_state, message) = if failed > 0 {
-        (State::Failed, format!("{failed} of {total} transactions failed"))
+        (
+            State::Failed,
+            format!("{failed} of {total} transactions failed"),
+        )
     } else {
         (State::Succeeded, format!("{total} transactions succeeded"))
     };

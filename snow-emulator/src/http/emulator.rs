@@ -88,7 +88,10 @@ pub async fn set_worker(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let value = json_body(body).await?;
-    let action = match (value.get("paused"), value.get("action").and_then(Value::as_str)) {
+    let action = match (
+        value.get("paused"),
+        value.get("action").and_then(Value::as_str),
+    ) {
         (Some(Value::Bool(true)), None) => "pause",
         (Some(Value::Bool(false)), None) => "resume",
         (None, Some(action)) => action,

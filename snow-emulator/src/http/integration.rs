@@ -82,18 +82,20 @@ pub async fn generate_token(
     );
     let issued = state
         .store
-        .call(move |conn, catalog| -> Result<_, crate::store::StoreError> {
-            let Some(tokens) =
-                auth::password_grant(conn, catalog, &client_id, &secret, &user, &password)?
-            else {
-                return Ok(None);
-            };
-            let Some(refresh) = tokens.refresh_token else {
-                return Ok(None);
-            };
-            let expires = refresh_expiry(conn, catalog, &refresh)?;
-            Ok(Some((refresh, expires, user)))
-        })
+        .call(
+            move |conn, catalog| -> Result<_, crate::store::StoreError> {
+                let Some(tokens) =
+                    auth::password_grant(conn, catalog, &client_id, &secret, &user, &password)?
+                else {
+                    return Ok(None);
+                };
+                let Some(refresh) = tokens.refresh_token else {
+                    return Ok(None);
+                };
+                let expires = refresh_expiry(conn, catalog, &refresh)?;
+                Ok(Some((refresh, expires, user)))
+            },
+        )
         .await??;
     let Some((refresh, expires, user)) = issued else {
         return Err(ApiError::bad_request(

@@ -35,7 +35,10 @@ async fn an_edited_catalog_changes_tables_and_maps() {
     // A new column on Computer, filled by a new field map; a new table.
     let cmdb = catalog.join("tables/cmdb.toml");
     let text = std::fs::read_to_string(&cmdb).expect("read");
-    assert!(text.contains("virtual = { type = \"boolean\""), "cmdb.toml changed");
+    assert!(
+        text.contains("virtual = { type = \"boolean\""),
+        "cmdb.toml changed"
+    );
     let text = text.replace(
         "virtual = { type = \"boolean\", label = \"Is Virtual\", default = \"false\" }",
         "virtual = { type = \"boolean\", label = \"Is Virtual\", default = \"false\" }\nu_host_name = { type = \"string\", label = \"Host\" }",
@@ -43,7 +46,10 @@ async fn an_edited_catalog_changes_tables_and_maps() {
     std::fs::write(&cmdb, text + "\n[[table]]\nname = \"u_extra\"\nlabel = \"Extra\"\n[table.columns]\nname = { type = \"string\" }\n").expect("write");
     let maps = catalog.join("transform_maps/inventory.toml");
     let text = std::fs::read_to_string(&maps).expect("read");
-    assert!(text.contains("[[map.field]]\nsource = \"u_inventorydate\""), "inventory.toml changed");
+    assert!(
+        text.contains("[[map.field]]\nsource = \"u_inventorydate\""),
+        "inventory.toml changed"
+    );
     let text = text.replace(
         "[[map.field]]\nsource = \"u_inventorydate\"",
         "[[map.field]]\nsource = \"u_hostcomputername\"\ntarget = \"u_host_name\"\n\n[[map.field]]\nsource = \"u_inventorydate\"",
@@ -93,7 +99,10 @@ fn refusal_cases() -> Vec<(String, Refusal)> {
             let text = std::fs::read_to_string(&p).expect("read case");
             let case = toml::from_str(&text)
                 .unwrap_or_else(|e| panic!("refusal case {}: {e}", p.display()));
-            (p.file_name().expect("name").to_string_lossy().into_owned(), case)
+            (
+                p.file_name().expect("name").to_string_lossy().into_owned(),
+                case,
+            )
         })
         .collect();
     cases.sort_by(|a, b| a.0.cmp(&b.0));

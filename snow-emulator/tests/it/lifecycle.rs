@@ -77,11 +77,19 @@ async fn step_needs_a_paused_worker_and_resume_drains_the_queue() {
     let emu = TestInstance::start().await;
     let token = emu.token().await;
     let r = emu
-        .send(Method::POST, "/_emulator/worker", &json!({"action": "step"}))
+        .send(
+            Method::POST,
+            "/_emulator/worker",
+            &json!({"action": "step"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     let r = emu
-        .send(Method::POST, "/_emulator/worker", &json!({"action": "jump"}))
+        .send(
+            Method::POST,
+            "/_emulator/worker",
+            &json!({"action": "jump"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 
@@ -105,7 +113,10 @@ async fn transforms_run_as_the_scheduled_imports_run_as_user() {
     assert_eq!(ci.len(), 1);
     assert_eq!(ci[0]["sys_created_by"], snow_emulator::INTEGRATION_USER);
     let staged = emu
-        .records("x_fls_flexera_fnms_inventory_import", "u_computername=PC-run-c1")
+        .records(
+            "x_fls_flexera_fnms_inventory_import",
+            "u_computername=PC-run-c1",
+        )
         .await;
     assert_eq!(staged.len(), 1);
     assert_eq!(staged[0]["sys_created_by"], snow_emulator::INTEGRATION_USER);
@@ -160,10 +171,15 @@ async fn the_instance_clock_sets_timestamps_and_can_be_reset() {
     let emu = TestInstance::start().await;
     let set = emu.clock(&json!({"set": "2030-01-01T00:00:00Z"})).await;
     assert!(
-        set["now"].as_str().is_some_and(|n| n.starts_with("2030-01-01T00:00")),
+        set["now"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("2030-01-01T00:00")),
         "{set}"
     );
-    assert!(set["offset_seconds"].as_i64().is_some_and(|o| o > 0), "{set}");
+    assert!(
+        set["offset_seconds"].as_i64().is_some_and(|o| o > 0),
+        "{set}"
+    );
     let r = emu
         .send(
             Method::POST,
@@ -172,12 +188,16 @@ async fn the_instance_clock_sets_timestamps_and_can_be_reset() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let created = r.body["result"]["sys_created_on"].as_str().unwrap_or_default();
+    let created = r.body["result"]["sys_created_on"]
+        .as_str()
+        .unwrap_or_default();
     assert!(created.starts_with("2030-01-01 00:00"), "{}", r.body);
 
     let advanced = emu.clock(&json!({"advance_seconds": 86_400})).await;
     assert!(
-        advanced["now"].as_str().is_some_and(|n| n.starts_with("2030-01-02T00:00")),
+        advanced["now"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("2030-01-02T00:00")),
         "{advanced}"
     );
     let got = emu.get("/_emulator/clock").await;
@@ -186,7 +206,11 @@ async fn the_instance_clock_sets_timestamps_and_can_be_reset() {
     let reset = emu.clock(&json!({"reset": true})).await;
     assert_eq!(reset["offset_seconds"], 0, "{reset}");
     let r = emu
-        .send(Method::POST, "/_emulator/clock", &json!({"set": "yesterday"}))
+        .send(
+            Method::POST,
+            "/_emulator/clock",
+            &json!({"set": "yesterday"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
@@ -300,16 +324,24 @@ async fn installed_records_come_from_the_catalog_and_keep_admin_changes_across_r
     let props = emu
         .records("sys_properties", "nameSTARTSWITHx_fls_flexera_fnms.")
         .await;
-    assert_eq!(props.len(), 8, "every property of records/flexera_integration.toml");
+    assert_eq!(
+        props.len(),
+        8,
+        "every property of records/flexera_integration.toml"
+    );
     let schedule = &emu
         .records("scheduled_import_set", "name=FNMS Import Schedule")
         .await[0];
-    let integration = &emu
-        .records("sys_user", "user_name=fnms.integration")
-        .await[0];
-    assert_eq!(schedule["run_as"]["value"], integration["sys_id"], "{schedule}");
+    let integration = &emu.records("sys_user", "user_name=fnms.integration").await[0];
+    assert_eq!(
+        schedule["run_as"]["value"], integration["sys_id"],
+        "{schedule}"
+    );
     let prop = &emu
-        .records("sys_properties", "name=x_fls_flexera_fnms.installation_tables")
+        .records(
+            "sys_properties",
+            "name=x_fls_flexera_fnms.installation_tables",
+        )
         .await[0];
     let path = format!(
         "/api/now/table/sys_properties/{}",
@@ -328,7 +360,10 @@ async fn installed_records_come_from_the_catalog_and_keep_admin_changes_across_r
     };
     let emu = TestInstance::start_with(config).await;
     let prop = &emu
-        .records("sys_properties", "name=x_fls_flexera_fnms.installation_tables")
+        .records(
+            "sys_properties",
+            "name=x_fls_flexera_fnms.installation_tables",
+        )
         .await[0];
     assert_eq!(prop["value"], "cmdb");
     assert_eq!(emu.records("sys_user", "").await.len(), 2);
