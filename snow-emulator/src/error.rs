@@ -1,6 +1,6 @@
 //! The one error type of the HTTP layer. Every handler failure becomes a response in
-//! ServiceNow's shape: `{"error": {"message", "detail"}, "status": "failure"}` (servicenow.md
-//! A1), or the OAuth endpoint's own `{"error_description", "error"}`.
+//! ServiceNow's shape: `{"error": {"message", "detail"}, "status": "failure"}` ([SN-TABLE-API] in
+//! docs/sources.md), or the OAuth endpoint's own `{"error_description", "error"}`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

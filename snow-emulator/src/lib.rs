@@ -95,6 +95,17 @@ impl Config {
         }
     }
 
+    /// The configuration values installed records take (`catalog/records/*.toml`, keys
+    /// `secrets` and `settings`).
+    pub fn settings(&self) -> store::seed::Settings {
+        store::seed::Settings::from([
+            ("admin_password", self.admin_password.clone()),
+            ("integration_password", self.integration_password.clone()),
+            ("oauth_client_id", self.oauth_client_id.clone()),
+            ("oauth_client_secret", self.oauth_client_secret.clone()),
+        ])
+    }
+
     /// Names of the credentials still at their documented default (fine on loopback only).
     pub fn default_credentials(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
@@ -133,10 +144,10 @@ impl Instance {
         };
         app::check_catalog(&catalog)?;
         let catalog = Arc::new(catalog);
-        let (db, seed_config) = (config.db.clone(), config.clone());
+        let (db, settings) = (config.db.clone(), config.settings());
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<store::Store> {
             let store = store::Store::open(&db, catalog)?;
-            store::seed::seed(&mut store.lock(), store.catalog(), &seed_config)?;
+            store::seed::seed(&mut store.lock(), store.catalog(), &settings)?;
             acl::seed(&store.lock(), store.catalog())?;
             Ok(store)
         })

@@ -1,7 +1,7 @@
 //! The background worker: processes Import Transactions one at a time in arrival order
 //! (docs/wire-protocol.md §4). It wakes when the endpoint stores a transaction, polls now and
 //! then besides, and at start picks up whatever a previous run left unfinished. Tests and
-//! fault scenarios can pause it through `/_emulator/worker`.
+//! fault scenarios can pause, resume and step it through `/_emulator/worker`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,7 +42,7 @@ pub async fn run(store: Store, control: Arc<WorkerControl>, mut shutdown: watch:
         if !control.paused() {
             let s = store.clone();
             match tokio::task::spawn_blocking(move || crate::app::process::process_next(&s)).await {
-                Ok(Ok(did)) => worked = did,
+                Ok(Ok(did)) => worked = did.is_some(),
                 Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "worker failed"),
                 Err(e) => {
                     // A bug, not bad input: fail the transaction rather than retry it forever.

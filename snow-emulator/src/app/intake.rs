@@ -5,9 +5,10 @@
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
-use super::{RUN_TABLE, TERMINAL, TRANSACTION_TABLE, fields, log, payload, property, table};
+use super::views::{Run, State, Transaction};
+use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, property, table};
 use crate::catalog::{Catalog, ImportType};
-use crate::store::{self, Fields, StoreError, quote, seed};
+use crate::store::{self, Fields, StoreError, quote};
 
 pub const PROTOCOL_VERSION: i64 = 1;
 
@@ -141,41 +142,46 @@ fn export_status(
             Some(tid),
         ));
     };
-    let transactions = table(catalog, TRANSACTION_TABLE)?;
-    let mut counts = Map::new();
-    for state in ["new", "waiting", "processing", "succeeded", "failed"] {
-        counts.insert(state.into(), json!(0));
-    }
-    let mut total = 0i64;
-    {
-        let sql = format!(
-            "SELECT state, COUNT(*) FROM {} WHERE import_run = ? GROUP BY state",
-            quote(&transactions.physical)
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query([&run["sys_id"]])?;
-        while let Some(row) = rows.next()? {
-            let state: String = row.get(0)?;
-            let n: i64 = row.get(1)?;
-            total += n;
-            counts.insert(state, json!(n));
-        }
-    }
-    counts.insert("total".into(), json!(total));
-    let state = run["state"].clone();
+    let run = Run::from_fields(&run)?;
+    let counts = transaction_counts(conn, catalog, &run)?;
     Ok(success(
-        format!("Import run {} is {state}", run["number"]),
+        format!("Import run {} is {}", run.number, run.state),
         Map::from_iter([
             ("importRunId".to_owned(), json!(run_id)),
-            ("importRun".to_owned(), json!(run["number"])),
-            (
-                "complete".to_owned(),
-                json!(TERMINAL.contains(&state.as_str())),
-            ),
-            ("state".to_owned(), json!(state)),
+            ("importRun".to_owned(), json!(run.number)),
+            ("complete".to_owned(), json!(run.state.is_terminal())),
+            ("state".to_owned(), json!(run.state.as_str())),
             ("transactions".to_owned(), Value::Object(counts)),
         ]),
     ))
+}
+
+/// A run's transactions by state, every state present, plus `total`.
+fn transaction_counts(
+    conn: &Connection,
+    catalog: &Catalog,
+    run: &Run,
+) -> Result<Map<String, Value>, StoreError> {
+    let transactions = table(catalog, TRANSACTION_TABLE)?;
+    let mut counts = Map::new();
+    for state in State::ALL {
+        counts.insert(state.as_str().into(), json!(0));
+    }
+    let mut total = 0i64;
+    let sql = format!(
+        "SELECT state, COUNT(*) FROM {} WHERE import_run = ? GROUP BY state",
+        quote(&transactions.physical)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([&run.sys_id])?;
+    while let Some(row) = rows.next()? {
+        let state: String = row.get(0)?;
+        let n: i64 = row.get(1)?;
+        total += n;
+        counts.insert(state, json!(n));
+    }
+    counts.insert("total".into(), json!(total));
+    Ok(counts)
 }
 
 /// Why the instance is not ready to import (returnCode 40), if it is not.
@@ -184,19 +190,19 @@ fn not_ready(conn: &Connection, catalog: &Catalog) -> Result<Option<String>, Sto
     let active = store::find_by(
         conn,
         schedules,
-        &[("name", seed::SCHEDULE_NAME), ("active", "true")],
+        &[("name", super::SCHEDULE_NAME), ("active", "true")],
     )?;
     if active.is_none() {
         return Ok(Some(format!(
             "Scheduled Data Import '{}' is missing or inactive",
-            seed::SCHEDULE_NAME
+            super::SCHEDULE_NAME
         )));
     }
     let sources = table(catalog, "sys_data_source")?;
-    if store::find_by(conn, sources, &[("name", seed::DATA_SOURCE_NAME)])?.is_none() {
+    if store::find_by(conn, sources, &[("name", super::DATA_SOURCE_NAME)])?.is_none() {
         return Ok(Some(format!(
             "Data Source '{}' is missing",
-            seed::DATA_SOURCE_NAME
+            super::DATA_SOURCE_NAME
         )));
     }
     Ok(None)
@@ -209,12 +215,56 @@ fn sam_missing(conn: &Connection, catalog: &Catalog) -> Result<bool, StoreError>
         return Ok(false);
     }
     let plugins = table(catalog, "sys_plugins")?;
-    for id in [seed::SAM_PLUGIN, "com.snc.samp"] {
+    for id in [super::SAM_PLUGIN, "com.snc.samp"] {
         if store::find_by(conn, plugins, &[("id", id), ("active", "active")])?.is_some() {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// A data segment's fields, checked (docs/wire-protocol.md §3).
+struct SegmentRequest<'a> {
+    tid: &'a str,
+    run_id: &'a str,
+    segment_number: i64,
+    last_segment: bool,
+    record_count: i64,
+    data: &'a str,
+}
+
+impl<'a> SegmentRequest<'a> {
+    /// The request, or why it is invalid (returnCode 10).
+    fn parse(obj: &'a Map<String, Value>, tid: &'a str) -> Result<Self, &'static str> {
+        let run_id = short_string(obj, "importRunId")
+            .ok_or("importRunId is missing, not a string, or longer than 64 characters")?;
+        let segment_number = obj
+            .get("segmentNumber")
+            .and_then(Value::as_i64)
+            .filter(|n| *n >= 1)
+            .ok_or("segmentNumber is missing or not an integer >= 1")?;
+        let last_segment = obj
+            .get("lastSegment")
+            .and_then(Value::as_bool)
+            .ok_or("lastSegment is missing or not a boolean")?;
+        let record_count = obj
+            .get("recordCount")
+            .and_then(Value::as_i64)
+            .filter(|n| *n >= 0)
+            .ok_or("recordCount is missing or not an integer >= 0")?;
+        let data = obj
+            .get("data")
+            .and_then(Value::as_str)
+            .ok_or("data is missing or not a string")?;
+        Ok(Self {
+            tid,
+            run_id,
+            segment_number,
+            last_segment,
+            record_count,
+            data,
+        })
+    }
 }
 
 fn segment(
@@ -225,195 +275,193 @@ fn segment(
     tid: &str,
     data_is_utf8: bool,
 ) -> Result<Reply, StoreError> {
-    let invalid = |m: &str| Ok(failure(ReturnCode::InvalidRequest, m, Some(tid)));
-    let Some(run_id) = short_string(obj, "importRunId") else {
-        return invalid("importRunId is missing, not a string, or longer than 64 characters");
+    let req = match SegmentRequest::parse(obj, tid) {
+        Ok(req) => req,
+        Err(why) => return Ok(failure(ReturnCode::InvalidRequest, why, Some(tid))),
     };
-    let Some(segment_number) = obj
-        .get("segmentNumber")
-        .and_then(Value::as_i64)
-        .filter(|n| *n >= 1)
-    else {
-        return invalid("segmentNumber is missing or not an integer >= 1");
-    };
-    let Some(last_segment) = obj.get("lastSegment").and_then(Value::as_bool) else {
-        return invalid("lastSegment is missing or not a boolean");
-    };
-    let Some(record_count) = obj
-        .get("recordCount")
-        .and_then(Value::as_i64)
-        .filter(|n| *n >= 0)
-    else {
-        return invalid("recordCount is missing or not an integer >= 0");
-    };
-    let Some(data) = obj.get("data").and_then(Value::as_str) else {
-        return invalid("data is missing or not a string");
-    };
-
-    let runs = table(catalog, RUN_TABLE)?;
-    let transactions = table(catalog, TRANSACTION_TABLE)?;
-
-    // Retransmission: report the stored transaction, create nothing.
-    if let Some(existing) = store::find_by(conn, transactions, &[("transaction_id", tid)])? {
-        let run_number = store::get(conn, runs, &existing["import_run"])?
-            .map(|r| r["number"].clone())
-            .unwrap_or_default();
-        return Ok(success(
-            format!("Import transaction {} already received", existing["number"]),
-            Map::from_iter([
-                ("transactionId".to_owned(), json!(tid)),
-                ("importRun".to_owned(), json!(run_number)),
-                ("importTransaction".to_owned(), json!(existing["number"])),
-                ("state".to_owned(), json!(existing["state"])),
-                ("duplicate".to_owned(), json!(true)),
-            ]),
-        ));
+    if let Some(reply) = retransmission(conn, catalog, tid)? {
+        return Ok(reply);
     }
+    if let Some(reply) = refusal(conn, catalog, it, &req, data_is_utf8)? {
+        return Ok(reply);
+    }
+    let run = match open_run(conn, catalog, it, &req)? {
+        Ok(run) => run,
+        Err(reply) => return Ok(reply),
+    };
+    store_transaction(conn, catalog, it, &run, &req)
+}
 
+/// A segment already received (same transaction id): report it, create nothing.
+fn retransmission(
+    conn: &Connection,
+    catalog: &Catalog,
+    tid: &str,
+) -> Result<Option<Reply>, StoreError> {
+    let transactions = table(catalog, TRANSACTION_TABLE)?;
+    let Some(existing) = store::find_by(conn, transactions, &[("transaction_id", tid)])? else {
+        return Ok(None);
+    };
+    let existing = Transaction::from_fields(&existing)?;
+    let run_number = store::get(conn, table(catalog, RUN_TABLE)?, &existing.import_run)?
+        .map(|r| r["number"].clone())
+        .unwrap_or_default();
+    Ok(Some(success(
+        format!("Import transaction {} already received", existing.number),
+        Map::from_iter([
+            ("transactionId".to_owned(), json!(tid)),
+            ("importRun".to_owned(), json!(run_number)),
+            ("importTransaction".to_owned(), json!(existing.number)),
+            ("state".to_owned(), json!(existing.state.as_str())),
+            ("duplicate".to_owned(), json!(true)),
+        ]),
+    )))
+}
+
+/// Why the instance refuses the segment before storing anything (codes 40, 30, 12), if it
+/// does.
+fn refusal(
+    conn: &Connection,
+    catalog: &Catalog,
+    it: &ImportType,
+    req: &SegmentRequest<'_>,
+    data_is_utf8: bool,
+) -> Result<Option<Reply>, StoreError> {
+    let tid = Some(req.tid);
     if let Some(why) = not_ready(conn, catalog)? {
-        return Ok(failure(ReturnCode::NotReady, why, Some(tid)));
+        return Ok(Some(failure(ReturnCode::NotReady, why, tid)));
     }
     if it.requires_sam && sam_missing(conn, catalog)? {
         let message = format!(
             "The {} import requires SAM tables (x_fls_flexera_fnms.installation_tables) but the SAM plugin {} is not active",
             it.import_type,
-            seed::SAM_PLUGIN
+            super::SAM_PLUGIN
         );
         log(conn, catalog, "error", &message)?;
-        return Ok(failure(ReturnCode::SamPluginMissing, message, Some(tid)));
+        return Ok(Some(failure(ReturnCode::SamPluginMissing, message, tid)));
     }
     if !data_is_utf8 {
-        return Ok(failure(
-            ReturnCode::InvalidPayload,
-            "data is not valid UTF-8",
-            Some(tid),
-        ));
+        let why = "data is not valid UTF-8";
+        return Ok(Some(failure(ReturnCode::InvalidPayload, why, tid)));
     }
-    let found = match payload::parse(data, &it.root, &it.record, |_| Ok(())) {
-        Ok(n) => n,
-        Err(why) => {
-            return Ok(failure(
-                ReturnCode::InvalidPayload,
-                format!("Invalid data: {why}"),
-                Some(tid),
-            ));
-        }
+    let why = match payload::parse(req.data, &it.root, &it.record, |_| Ok(())) {
+        Err(why) => format!("Invalid data: {why}"),
+        Ok(found) if found as i64 != req.record_count => format!(
+            "recordCount is {} but data holds {found} <{}> records",
+            req.record_count, it.record
+        ),
+        Ok(_) => return Ok(None),
     };
-    if found as i64 != record_count {
-        return Ok(failure(
-            ReturnCode::InvalidPayload,
-            format!(
-                "recordCount is {record_count} but data holds {found} <{}> records",
-                it.record
-            ),
-            Some(tid),
-        ));
+    Ok(Some(failure(ReturnCode::InvalidPayload, why, tid)))
+}
+
+/// The segment's run: the open run of that id, or a new one when no other run is open.
+/// `Err` carries the refusal (codes 10, 20, 21).
+fn open_run(
+    conn: &Connection,
+    catalog: &Catalog,
+    it: &ImportType,
+    req: &SegmentRequest<'_>,
+) -> Result<Result<Run, Reply>, StoreError> {
+    let runs = table(catalog, RUN_TABLE)?;
+    let tid = Some(req.tid);
+    if let Some(run) = store::find_by(conn, runs, &[("run_id", req.run_id)])? {
+        let run = Run::from_fields(&run)?;
+        if run.import_type != it.import_type {
+            let why = format!("Import run {} is a {} run", run.number, run.import_type);
+            return Ok(Err(failure(ReturnCode::InvalidRequest, why, tid)));
+        }
+        if run.segments_expected.is_some() {
+            let why = format!(
+                "Import run {} is closed: its last segment was already received",
+                run.number
+            );
+            return Ok(Err(failure(ReturnCode::RunClosed, why, tid)));
+        }
+        return Ok(Ok(run));
     }
-
-    let run = match store::find_by(conn, runs, &[("run_id", run_id)])? {
-        Some(run) => {
-            if run["import_type"] != it.import_type {
-                return invalid(&format!(
-                    "Import run {} is a {} run",
-                    run["number"], run["import_type"]
-                ));
-            }
-            if !run["segments_expected"].is_empty() {
-                return Ok(failure(
-                    ReturnCode::RunClosed,
-                    format!(
-                        "Import run {} is closed: its last segment was already received",
-                        run["number"]
-                    ),
-                    Some(tid),
-                ));
-            }
-            run
-        }
-        None => {
-            let mut open = store::parse_encoded_query("state!=succeeded^state!=failed");
-            open.order.push(("number".into(), false));
-            if let Some(blocking) = store::find(conn, runs, &open, 1, 0)?.into_iter().next() {
-                return Ok(failure(
-                    ReturnCode::ImportInProgress,
-                    format!("{} is {}", blocking["number"], blocking["state"]),
-                    Some(tid),
-                ));
-            }
-            let sys_id = store::insert(
-                conn,
-                runs,
-                &fields([
-                    ("run_id", run_id.to_owned()),
-                    ("import_type", it.import_type.clone()),
-                    ("state", "processing".to_owned()),
-                    ("started", crate::clock::now_string()),
-                ]),
-                "system",
-            )?;
-            let run = store::get(conn, runs, &sys_id)?
-                .ok_or_else(|| StoreError::Invalid("the new import run vanished".into()))?;
-            log(
-                conn,
-                catalog,
-                "info",
-                &format!("Import run {} started ({})", run["number"], it.import_type),
-            )?;
-            run
-        }
-    };
-
-    let busy = !store::find(
+    let mut open = store::parse_encoded_query("state!=succeeded^state!=failed");
+    open.order.push(("number".into(), false));
+    if let Some(blocking) = store::find(conn, runs, &open, 1, 0)?.into_iter().next() {
+        let why = format!("{} is {}", blocking["number"], blocking["state"]);
+        return Ok(Err(failure(ReturnCode::ImportInProgress, why, tid)));
+    }
+    let sys_id = store::insert(
         conn,
-        transactions,
-        &store::parse_encoded_query("state!=succeeded^state!=failed"),
-        1,
-        0,
-    )?
-    .is_empty();
-    let state = if busy { "waiting" } else { "new" };
+        runs,
+        &fields([
+            ("run_id", req.run_id.to_owned()),
+            ("import_type", it.import_type.clone()),
+            ("state", State::Processing.as_str().to_owned()),
+            ("started", crate::clock::now_string()),
+        ]),
+        "system",
+    )?;
+    let run = store::get(conn, runs, &sys_id)?
+        .ok_or_else(|| StoreError::Invalid("the new import run vanished".into()))?;
+    let run = Run::from_fields(&run)?;
+    let message = format!("Import run {} started ({})", run.number, it.import_type);
+    log(conn, catalog, "info", &message)?;
+    Ok(Ok(run))
+}
+
+/// Stores the segment as a New Import Transaction and counts it on its run.
+fn store_transaction(
+    conn: &Connection,
+    catalog: &Catalog,
+    it: &ImportType,
+    run: &Run,
+    req: &SegmentRequest<'_>,
+) -> Result<Reply, StoreError> {
+    let transactions = table(catalog, TRANSACTION_TABLE)?;
+    let state = State::New;
     let sys_id = store::insert(
         conn,
         transactions,
         &fields([
-            ("import_run", run["sys_id"].clone()),
+            ("import_run", run.sys_id.clone()),
             ("import_type", it.import_type.clone()),
-            ("state", state.to_owned()),
-            ("payload", data.to_owned()),
-            ("transaction_id", tid.to_owned()),
-            ("segment_number", segment_number.to_string()),
-            ("last_segment", last_segment.to_string()),
-            ("record_count", record_count.to_string()),
+            ("state", state.as_str().to_owned()),
+            ("payload", req.data.to_owned()),
+            ("transaction_id", req.tid.to_owned()),
+            ("segment_number", req.segment_number.to_string()),
+            ("last_segment", req.last_segment.to_string()),
+            ("record_count", req.record_count.to_string()),
         ]),
         "system",
     )?;
     let number = store::get(conn, transactions, &sys_id)?
         .map(|t| t["number"].clone())
         .unwrap_or_default();
-    let int = |k: &str| run[k].parse::<i64>().unwrap_or(0);
     let mut run_update: Fields = fields([
         (
             "transactions_received",
-            int("transactions_received").saturating_add(1).to_string(),
+            run.transactions_received.saturating_add(1).to_string(),
         ),
         (
             "records_received",
-            int("records_received")
-                .saturating_add(record_count)
+            run.records_received
+                .saturating_add(req.record_count)
                 .to_string(),
         ),
     ]);
-    if last_segment {
-        run_update.insert("segments_expected".into(), segment_number.to_string());
+    if req.last_segment {
+        run_update.insert("segments_expected".into(), req.segment_number.to_string());
     }
-    store::update(conn, runs, &run["sys_id"], &run_update, "system")?;
+    store::update(
+        conn,
+        table(catalog, RUN_TABLE)?,
+        &run.sys_id,
+        &run_update,
+        "system",
+    )?;
     let mut reply = success(
         format!("Import transaction {number} created"),
         Map::from_iter([
-            ("transactionId".to_owned(), json!(tid)),
-            ("importRun".to_owned(), json!(run["number"])),
+            ("transactionId".to_owned(), json!(req.tid)),
+            ("importRun".to_owned(), json!(run.number)),
             ("importTransaction".to_owned(), json!(number)),
-            ("state".to_owned(), json!(state)),
+            ("state".to_owned(), json!(state.as_str())),
             ("duplicate".to_owned(), json!(false)),
         ]),
     );

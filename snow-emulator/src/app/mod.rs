@@ -6,6 +6,7 @@
 pub mod intake;
 pub mod payload;
 pub mod process;
+pub mod views;
 
 use rusqlite::Connection;
 
@@ -16,7 +17,11 @@ pub const RUN_TABLE: &str = "x_fls_flexera_fnms_import_run";
 pub const TRANSACTION_TABLE: &str = "x_fls_flexera_fnms_import_transaction";
 pub const LOG_SOURCE: &str = "x_fls_flexera_fnms";
 
-pub const TERMINAL: [&str; 2] = ["succeeded", "failed"];
+/// Installed records the app's logic looks up by name (declared in
+/// `catalog/records/flexera_integration.toml`).
+pub const SCHEDULE_NAME: &str = "FNMS Import Schedule";
+pub const DATA_SOURCE_NAME: &str = "FNMS Data Source";
+pub const SAM_PLUGIN: &str = "com.snc.sams";
 
 /// Tables and columns the app's server-side logic (and authentication) relies on. A catalog
 /// without them is refused at start rather than failing requests later.
@@ -143,6 +148,25 @@ pub(crate) fn table<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c Table, S
 
 pub(crate) fn fields<const N: usize>(pairs: [(&str, String); N]) -> Fields {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The user transforms run as: the Run As user of the scheduled import
+/// ([`SCHEDULE_NAME`]), as on a real instance ([CFG-SN-22R1] in docs/sources.md); `system`
+/// when the schedule or its user is gone.
+pub fn run_as_user(conn: &Connection, catalog: &Catalog) -> Result<String, StoreError> {
+    let schedules = table(catalog, "scheduled_import_set")?;
+    let users = table(catalog, "sys_user")?;
+    let Some(schedule) = store::find_by(conn, schedules, &[("name", SCHEDULE_NAME)])? else {
+        return Ok("system".into());
+    };
+    let user = match schedule.get("run_as").filter(|id| !id.is_empty()) {
+        Some(id) => store::get(conn, users, id)?,
+        None => None,
+    };
+    Ok(user
+        .and_then(|u| u.get("user_name").cloned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "system".into()))
 }
 
 /// Writes one Application Log (syslog) line.

@@ -22,6 +22,142 @@ fn check_chars(s: &str) -> Result<(), String> {
     }
 }
 
+/// Where the reader is in a segment: root → record → field.
+struct Cursor<'a> {
+    root: &'a str,
+    record: &'a str,
+    depth: usize,
+    seen_root: bool,
+    count: usize,
+    current: XmlRecord,
+    field: Option<(String, String)>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(root: &'a str, record: &'a str) -> Self {
+        Self {
+            root,
+            record,
+            depth: 0,
+            seen_root: false,
+            count: 0,
+            current: Vec::new(),
+            field: None,
+        }
+    }
+
+    fn start(&mut self, name: String) -> Result<(), String> {
+        let (root, record) = (self.root, self.record);
+        match self.depth {
+            0 if self.seen_root => return Err("more than one root element".into()),
+            0 if name != root => {
+                return Err(format!("root element is <{name}>, expected <{root}>"));
+            }
+            0 => self.seen_root = true,
+            1 if name != record => {
+                return Err(format!("element <{name}> in <{root}>, expected <{record}>"));
+            }
+            1 => self.current = Vec::new(),
+            2 => self.field = Some((name, String::new())),
+            _ => return Err(format!("element <{name}> nested inside a field")),
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Closes an element; returns the record it completed, if it was one.
+    fn end(&mut self) -> Option<XmlRecord> {
+        self.depth = self.depth.saturating_sub(1);
+        match self.depth {
+            2 => {
+                if let Some(f) = self.field.take() {
+                    self.current.push(f);
+                }
+                None
+            }
+            1 => {
+                self.count += 1;
+                Some(std::mem::take(&mut self.current))
+            }
+            _ => None,
+        }
+    }
+
+    /// The text buffer of the field being read, if the reader is inside one.
+    fn field_text(&mut self) -> Option<&mut String> {
+        match self.field.as_mut() {
+            Some((_, buf)) if self.depth == 3 => Some(buf),
+            _ => None,
+        }
+    }
+
+    fn text(&mut self, text: &str) -> Result<(), String> {
+        check_chars(text)?;
+        match self.field_text() {
+            Some(buf) => buf.push_str(text),
+            None if text.trim().is_empty() => {}
+            None => return Err("text outside a field element".into()),
+        }
+        Ok(())
+    }
+
+    fn cdata(&mut self, text: &str) -> Result<(), String> {
+        check_chars(text)?;
+        let buf = self.field_text().ok_or("CDATA outside a field element")?;
+        buf.push_str(text);
+        Ok(())
+    }
+
+    fn reference(&mut self, c: char) -> Result<(), String> {
+        let buf = self
+            .field_text()
+            .ok_or("reference outside a field element")?;
+        buf.push(c);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<usize, String> {
+        if !self.seen_root {
+            return Err("no root element".into());
+        }
+        if self.depth != 0 {
+            return Err("unexpected end of document".into());
+        }
+        Ok(self.count)
+    }
+}
+
+/// Only UTF-8 may be declared.
+fn check_declaration(decl: &quick_xml::events::BytesDecl<'_>) -> Result<(), String> {
+    if let Some(enc) = decl.encoding() {
+        let enc = enc.map_err(|e| format!("bad XML declaration: {e}"))?;
+        let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+        if enc != "utf-8" && enc != "utf8" {
+            return Err(format!("encoding {enc} is not UTF-8"));
+        }
+    }
+    Ok(())
+}
+
+/// A character reference to a legal XML character, or one of XML's five entities.
+fn resolve_reference(r: &quick_xml::events::BytesRef<'_>) -> Result<char, String> {
+    if r.is_char_ref() {
+        return match r.resolve_char_ref() {
+            Ok(Some(c)) if is_xml_char(c) => Ok(c),
+            _ => Err("invalid character reference".into()),
+        };
+    }
+    let name = r.decode().map_err(|e| format!("invalid reference: {e}"))?;
+    match name.as_ref() {
+        "amp" => Ok('&'),
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "apos" => Ok('\''),
+        "quot" => Ok('"'),
+        other => Err(format!("entity &{other}; is not allowed")),
+    }
+}
+
 /// Parses a segment, calling `on_record` for each record element.
 pub fn parse(
     data: &str,
@@ -34,11 +170,7 @@ pub fn parse(
     config.expand_empty_elements = true;
     config.trim_text(false);
     config.check_end_names = true;
-    let mut depth = 0usize;
-    let mut seen_root = false;
-    let mut count = 0usize;
-    let mut current: XmlRecord = Vec::new();
-    let mut field: Option<(String, String)> = None;
+    let mut cursor = Cursor::new(root, record);
     loop {
         let event = reader.read_event().map_err(|e| {
             format!(
@@ -47,99 +179,29 @@ pub fn parse(
             )
         })?;
         match event {
-            Event::Decl(decl) => {
-                if let Some(enc) = decl.encoding() {
-                    let enc = enc.map_err(|e| format!("bad XML declaration: {e}"))?;
-                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                    if enc != "utf-8" && enc != "utf8" {
-                        return Err(format!("encoding {enc} is not UTF-8"));
-                    }
-                }
-            }
+            Event::Decl(decl) => check_declaration(&decl)?,
             Event::DocType(_) => return Err("DOCTYPE declarations are not allowed".into()),
             Event::PI(_) | Event::Comment(_) => {}
             Event::Start(e) => {
-                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                match depth {
-                    0 if seen_root => return Err("more than one root element".into()),
-                    0 if name != root => {
-                        return Err(format!("root element is <{name}>, expected <{root}>"));
-                    }
-                    0 => seen_root = true,
-                    1 if name != record => {
-                        return Err(format!("element <{name}> in <{root}>, expected <{record}>"));
-                    }
-                    1 => current = Vec::new(),
-                    2 => field = Some((name, String::new())),
-                    _ => return Err(format!("element <{name}> nested inside a field")),
-                }
-                depth += 1;
+                cursor.start(String::from_utf8_lossy(e.name().as_ref()).into_owned())?;
             }
             Event::End(_) => {
-                depth = depth.saturating_sub(1);
-                match depth {
-                    2 => {
-                        if let Some(f) = field.take() {
-                            current.push(f);
-                        }
-                    }
-                    1 => {
-                        count += 1;
-                        on_record(std::mem::take(&mut current))?;
-                    }
-                    _ => {}
+                if let Some(r) = cursor.end() {
+                    on_record(r)?;
                 }
             }
             Event::Empty(_) => return Err("unexpected empty element".into()),
             Event::Text(t) => {
-                let text = t.decode().map_err(|e| format!("invalid text: {e}"))?;
-                check_chars(&text)?;
-                match field.as_mut() {
-                    Some((_, buf)) if depth == 3 => buf.push_str(&text),
-                    _ if text.trim().is_empty() => {}
-                    _ => return Err("text outside a field element".into()),
-                }
+                cursor.text(&t.decode().map_err(|e| format!("invalid text: {e}"))?)?;
             }
             Event::CData(t) => {
-                let text = t.decode().map_err(|e| format!("invalid CDATA: {e}"))?;
-                check_chars(&text)?;
-                match field.as_mut() {
-                    Some((_, buf)) if depth == 3 => buf.push_str(&text),
-                    _ => return Err("CDATA outside a field element".into()),
-                }
+                cursor.cdata(&t.decode().map_err(|e| format!("invalid CDATA: {e}"))?)?;
             }
-            Event::GeneralRef(r) => {
-                let resolved = if r.is_char_ref() {
-                    match r.resolve_char_ref() {
-                        Ok(Some(c)) if is_xml_char(c) => c,
-                        _ => return Err("invalid character reference".into()),
-                    }
-                } else {
-                    let name = r.decode().map_err(|e| format!("invalid reference: {e}"))?;
-                    match name.as_ref() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "apos" => '\'',
-                        "quot" => '"',
-                        other => return Err(format!("entity &{other}; is not allowed")),
-                    }
-                };
-                match field.as_mut() {
-                    Some((_, buf)) if depth == 3 => buf.push(resolved),
-                    _ => return Err("reference outside a field element".into()),
-                }
-            }
+            Event::GeneralRef(r) => cursor.reference(resolve_reference(&r)?)?,
             Event::Eof => break,
         }
     }
-    if !seen_root {
-        return Err("no root element".into());
-    }
-    if depth != 0 {
-        return Err("unexpected end of document".into());
-    }
-    Ok(count)
+    cursor.finish()
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! Processing one Import Transaction (docs/wire-protocol.md §4): the oldest unfinished one
-//! becomes `processing` (later ones `waiting`); its XML becomes staging rows, each run
-//! through the staging table's transform maps; all of it in one SQLite transaction, so a
-//! crash leaves nothing half-done and a restart simply processes it again. Then the
-//! transaction is `succeeded` or `failed`, and its run is closed once its last segment has
-//! arrived and every transaction is finished.
+//! Processing one Import Transaction (docs/wire-protocol.md §4). The oldest unfinished one is
+//! *claimed*: it becomes Processing and every other New one Waiting. Then its XML becomes
+//! staging rows, each run through the staging table's transform maps as the scheduled
+//! import's Run As user, all of it in one SQLite transaction, so a crash leaves nothing
+//! half-done and a restart simply processes it again. Then the transaction is Succeeded or
+//! Failed, and its run is closed once its last segment has arrived and every transaction is
+//! finished.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -11,20 +12,26 @@ use anyhow::{Context, Result, anyhow};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
-use super::{RUN_TABLE, TERMINAL, TRANSACTION_TABLE, fields, log, payload, table};
-use crate::catalog::Catalog;
-use crate::store::{self, Fields, Store, new_sys_id, quote};
-use crate::transform::Engine;
+use super::views::{Run, State, Transaction};
+use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, run_as_user, table};
+use crate::catalog::{Catalog, ImportType, Table};
+use crate::store::{self, Store, new_sys_id, quote};
+use crate::transform::{Engine, RowOutcome};
 
-const USER: &str = "system";
+/// A transaction the worker finished: its number and its end state.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub number: String,
+    pub state: State,
+}
 
-/// Processes the oldest unfinished transaction. Returns false when there was none.
+/// Processes the oldest unfinished transaction. Returns `None` when there was none.
 ///
 /// The worker's own commits skip the fsync (`synchronous=NORMAL`; WAL keeps them safe from a
 /// killed process): nothing is acknowledged by them, the next acknowledged commit (FULL)
 /// syncs them too, and if a power cut lost them the transaction would simply be processed
 /// again.
-pub fn process_next(store: &Store) -> Result<bool> {
+pub fn process_next(store: &Store) -> Result<Option<Processed>> {
     let mut conn = store.lock();
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let result = process_locked(&mut conn, store.catalog());
@@ -32,7 +39,14 @@ pub fn process_next(store: &Store) -> Result<bool> {
     result
 }
 
-/// Marks the transaction left `processing` by a crashed (panicked) attempt as failed, so a
+/// Claims the oldest unfinished transaction without processing it (a test control: the
+/// transaction stays Processing until the worker resumes or steps). Returns its number.
+pub fn claim_next(store: &Store) -> Result<Option<String>> {
+    let mut conn = store.lock();
+    Ok(claim(&mut conn, store.catalog())?.map(|t| t.number))
+}
+
+/// Marks the transaction left Processing by a crashed (panicked) attempt as failed, so a
 /// poisoned transaction cannot block the queue forever.
 pub fn fail_processing(store: &Store, why: &str) -> Result<()> {
     let catalog = store.catalog();
@@ -42,65 +56,75 @@ pub fn fail_processing(store: &Store, why: &str) -> Result<()> {
     let transactions = table(catalog, TRANSACTION_TABLE)?;
     let stuck = store::parse_encoded_query("state=processing^ORDERBYnumber");
     if let Some(t) = store::find(&conn, transactions, &stuck, 1, 0)?.pop() {
+        let t = Transaction::from_fields(&t)?;
+        let user = run_as_user(&conn, catalog)?;
         let tx = conn.transaction()?;
-        finish(&tx, catalog, &t, "failed", why)?;
+        finish(&tx, catalog, &t, State::Failed, why, &user)?;
         tx.commit()?;
     }
     Ok(())
 }
 
-fn process_locked(conn: &mut Connection, catalog: &Catalog) -> Result<bool> {
+/// Makes the oldest unfinished transaction Processing and the other New ones Waiting.
+fn claim(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Transaction>> {
     let transactions = table(catalog, TRANSACTION_TABLE)?;
     let unfinished = store::parse_encoded_query("state!=succeeded^state!=failed^ORDERBYnumber");
     let Some(t) = store::find(conn, transactions, &unfinished, 1, 0)?.pop() else {
-        return Ok(false);
+        return Ok(None);
     };
-    {
-        let tx = conn.transaction()?;
-        store::update(
-            &tx,
-            transactions,
-            &t["sys_id"],
-            &fields([("state", "processing".into())]),
-            USER,
-        )?;
-        tx.execute(
-            &format!(
-                "UPDATE {} SET state = 'waiting' WHERE state = 'new' AND sys_id != ?1",
-                quote(&transactions.physical)
-            ),
-            [&t["sys_id"]],
-        )?;
-        tx.commit()?;
+    let mut t = Transaction::from_fields(&t)?;
+    let user = run_as_user(conn, catalog)?;
+    let tx = conn.transaction()?;
+    if t.state != State::Processing {
+        let state = fields([("state", State::Processing.as_str().into())]);
+        store::update(&tx, transactions, &t.sys_id, &state, &user)?;
+        t.state = State::Processing;
     }
+    tx.execute(
+        &format!(
+            "UPDATE {} SET state = ?1 WHERE state = ?2 AND sys_id != ?3",
+            quote(&transactions.physical)
+        ),
+        [State::Waiting.as_str(), State::New.as_str(), &t.sys_id],
+    )?;
+    tx.commit()?;
+    Ok(Some(t))
+}
+
+fn process_locked(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Processed>> {
+    let Some(t) = claim(conn, catalog)? else {
+        return Ok(None);
+    };
+    let user = run_as_user(conn, catalog)?;
     let outcome = {
         let tx = conn.transaction()?;
-        match stage_and_transform(&tx, catalog, &t) {
+        match stage_and_transform(&tx, catalog, &t, &user) {
             Ok(summary) => {
-                finish(&tx, catalog, &t, "succeeded", &summary)?;
+                finish(&tx, catalog, &t, State::Succeeded, &summary, &user)?;
                 tx.commit()?;
-                Ok(())
+                Ok(State::Succeeded)
             }
             Err(e) => Err(e),
         }
     };
-    if let Err(e) = outcome {
-        let tx = conn.transaction()?;
-        finish(&tx, catalog, &t, "failed", &format!("{e:#}"))?;
-        tx.commit()?;
-    }
-    Ok(true)
+    let state = match outcome {
+        Ok(state) => state,
+        Err(e) => {
+            let tx = conn.transaction()?;
+            finish(&tx, catalog, &t, State::Failed, &format!("{e:#}"), &user)?;
+            tx.commit()?;
+            State::Failed
+        }
+    };
+    Ok(Some(Processed {
+        number: t.number,
+        state,
+    }))
 }
 
-fn stage_and_transform(conn: &Connection, catalog: &Catalog, t: &Fields) -> Result<String> {
-    let it = catalog
-        .import_types
-        .iter()
-        .find(|it| it.import_type == t["import_type"])
-        .ok_or_else(|| anyhow!("no import type {} in the catalog", t["import_type"]))?;
-    let staging = table(catalog, &it.staging_table)?;
-    let engine = Engine::new(conn, catalog, &staging.name, USER)?;
-    let insert_sql = format!(
+/// Staging rows are written with one prepared INSERT over every column of the table.
+fn staging_insert_sql(staging: &Table) -> String {
+    format!(
         "INSERT INTO {} ({}) VALUES ({})",
         quote(&staging.physical),
         staging
@@ -110,63 +134,115 @@ fn stage_and_transform(conn: &Connection, catalog: &Catalog, t: &Fields) -> Resu
             .collect::<Vec<_>>()
             .join(", "),
         vec!["?"; staging.columns.len()].join(",")
-    );
+    )
+}
+
+/// What one staging row is written with, besides its data columns.
+struct RowContext<'a> {
+    staging: &'a Table,
+    it: &'a ImportType,
+    transaction: &'a str,
+    user: &'a str,
+    now: &'a str,
+    index: i64,
+}
+
+fn staging_values(
+    ctx: &RowContext<'_>,
+    row: &HashMap<String, String>,
+    o: &RowOutcome,
+) -> Vec<Value> {
+    let text = |s: &str| {
+        if s.is_empty() {
+            Value::Null
+        } else {
+            Value::Text(s.to_owned())
+        }
+    };
+    ctx.staging
+        .columns
+        .iter()
+        .map(|col| match col.name.as_str() {
+            "sys_id" => Value::Text(new_sys_id()),
+            "sys_class_name" => Value::Text(ctx.staging.name.clone()),
+            "sys_created_on" | "sys_updated_on" => Value::Text(ctx.now.to_owned()),
+            "sys_created_by" | "sys_updated_by" => Value::Text(ctx.user.to_owned()),
+            "sys_mod_count" => Value::Integer(0),
+            "sys_import_row" => Value::Integer(ctx.index),
+            "sys_import_state" => Value::Text(o.state.into()),
+            "sys_import_state_comment" => text(&o.comment),
+            "sys_row_error" => text(&o.error),
+            "sys_target_sys_id" => text(&o.target_sys_id),
+            "sys_target_table" => text(&o.target_table),
+            "sys_transform_map" => text(&o.transform_map),
+            name if name == ctx.it.transaction_column => Value::Text(ctx.transaction.to_owned()),
+            name => row
+                .get(name)
+                .map_or(Value::Null, |v| Value::Text(v.clone())),
+        })
+        .collect()
+}
+
+/// A record's fields as staging columns (`ModelNo` → `u_modelno`); elements without a
+/// column are collected in `unknown`.
+fn staging_row(
+    staging: &Table,
+    record: Vec<(String, String)>,
+    unknown: &mut BTreeSet<String>,
+) -> HashMap<String, String> {
+    let mut row = HashMap::new();
+    for (element, text) in record {
+        let column = format!("u_{}", element.to_lowercase());
+        if staging.column(&column).is_some() {
+            if !text.trim().is_empty() {
+                row.insert(column, text);
+            }
+        } else {
+            unknown.insert(element);
+        }
+    }
+    row
+}
+
+fn stage_and_transform(
+    conn: &Connection,
+    catalog: &Catalog,
+    t: &Transaction,
+    user: &str,
+) -> Result<String> {
+    let it = catalog
+        .import_types
+        .iter()
+        .find(|it| it.import_type == t.import_type)
+        .ok_or_else(|| anyhow!("no import type {} in the catalog", t.import_type))?;
+    let staging = table(catalog, &it.staging_table)?;
+    let engine = Engine::new(conn, catalog, &staging.name, user)?;
+    let insert_sql = staging_insert_sql(staging);
     let now = crate::clock::now_string();
+    let mut ctx = RowContext {
+        staging,
+        it,
+        transaction: &t.sys_id,
+        user,
+        now: &now,
+        index: 0,
+    };
     let mut unknown = BTreeSet::new();
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
-    let mut index = 0i64;
     let mut failure: Option<anyhow::Error> = None;
-    let parsed = payload::parse(&t["payload"], &it.root, &it.record, |record| {
-        let mut row = HashMap::new();
-        for (element, text) in record {
-            let column = format!("u_{}", element.to_lowercase());
-            if staging.column(&column).is_some() {
-                if !text.trim().is_empty() {
-                    row.insert(column, text);
-                }
-            } else {
-                unknown.insert(element);
-            }
-        }
+    let parsed = payload::parse(&t.payload, &it.root, &it.record, |record| {
+        let row = staging_row(staging, record, &mut unknown);
         let result = engine
             .transform_row(conn, &row)
             .map_err(anyhow::Error::from)
             .and_then(|o| {
-                let mut params = Vec::with_capacity(staging.columns.len());
-                for col in &staging.columns {
-                    let text = |s: &str| {
-                        if s.is_empty() {
-                            Value::Null
-                        } else {
-                            Value::Text(s.to_owned())
-                        }
-                    };
-                    params.push(match col.name.as_str() {
-                        "sys_id" => Value::Text(new_sys_id()),
-                        "sys_class_name" => Value::Text(staging.name.clone()),
-                        "sys_created_on" | "sys_updated_on" => Value::Text(now.clone()),
-                        "sys_created_by" | "sys_updated_by" => Value::Text(USER.into()),
-                        "sys_mod_count" => Value::Integer(0),
-                        "sys_import_row" => Value::Integer(index),
-                        "sys_import_state" => Value::Text(o.state.into()),
-                        "sys_import_state_comment" => text(&o.comment),
-                        "sys_row_error" => text(&o.error),
-                        "sys_target_sys_id" => text(&o.target_sys_id),
-                        "sys_target_table" => text(&o.target_table),
-                        "sys_transform_map" => text(&o.transform_map),
-                        name if name == it.transaction_column => Value::Text(t["sys_id"].clone()),
-                        name => row
-                            .get(name)
-                            .map_or(Value::Null, |v| Value::Text(v.clone())),
-                    });
-                }
                 conn.prepare_cached(&insert_sql)?
-                    .execute(params_from_iter(params))
+                    .execute(params_from_iter(staging_values(&ctx, &row, &o)))
                     .context("failed to store a staging row")?;
                 *counts.entry(o.state).or_default() += 1;
                 Ok(())
             });
-        index += 1;
+        ctx.index += 1;
         result.map_err(|e| {
             let msg = format!("{e:#}");
             failure = Some(e);
@@ -177,8 +253,19 @@ fn stage_and_transform(conn: &Connection, catalog: &Catalog, t: &Fields) -> Resu
         return Err(e);
     }
     let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
+    Ok(summary(rows, &counts, engine.has_maps(), staging, unknown))
+}
+
+/// The transaction's message: what happened to its rows.
+fn summary(
+    rows: usize,
+    counts: &HashMap<&'static str, usize>,
+    has_maps: bool,
+    staging: &Table,
+    unknown: BTreeSet<String>,
+) -> String {
     let count = |s: &str| counts.get(s).copied().unwrap_or(0);
-    let mut summary = if engine.has_maps() {
+    let mut summary = if has_maps {
         format!(
             "{rows} rows: {} inserted, {} updated, {} ignored, {} skipped, {} errors",
             count("inserted"),
@@ -200,84 +287,107 @@ fn stage_and_transform(conn: &Connection, catalog: &Catalog, t: &Fields) -> Resu
             list.join(", ")
         ));
     }
-    Ok(summary)
+    summary
 }
 
 /// Records the transaction's end and closes its run when that was the last work of it.
 fn finish(
     conn: &Connection,
     catalog: &Catalog,
-    t: &Fields,
-    state: &str,
+    t: &Transaction,
+    state: State,
     message: &str,
+    user: &str,
 ) -> Result<()> {
     let transactions = table(catalog, TRANSACTION_TABLE)?;
-    let runs = table(catalog, RUN_TABLE)?;
     store::update(
         conn,
         transactions,
-        &t["sys_id"],
-        &fields([("state", state.to_owned()), ("message", message.to_owned())]),
-        USER,
+        &t.sys_id,
+        &fields([
+            ("state", state.as_str().to_owned()),
+            ("message", message.to_owned()),
+        ]),
+        user,
     )?;
-    let level = if state == "failed" { "error" } else { "info" };
+    let level = if state == State::Failed {
+        "error"
+    } else {
+        "info"
+    };
     log(
         conn,
         catalog,
         level,
-        &format!("Import transaction {} {state}: {message}", t["number"]),
+        &format!("Import transaction {} {state}: {message}", t.number),
     )?;
-    let Some(run) = store::get(conn, runs, &t["import_run"])? else {
+    close_run(conn, catalog, &t.import_run, user)
+}
+
+/// Counts a run's transactions by state.
+fn states_of_run(
+    conn: &Connection,
+    transactions: &Table,
+    run: &str,
+) -> Result<HashMap<State, usize>> {
+    let sql = format!(
+        "SELECT state, COUNT(*) FROM {} WHERE import_run = ?1 GROUP BY state",
+        quote(&transactions.physical)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([run])?;
+    let mut by_state = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let value = row.get::<_, Option<String>>(0)?.unwrap_or_default();
+        let state = State::parse(&value)
+            .ok_or_else(|| anyhow!("an import transaction has unknown state '{value}'"))?;
+        let n: i64 = row.get(1)?;
+        by_state.insert(state, usize::try_from(n).unwrap_or(0));
+    }
+    Ok(by_state)
+}
+
+/// Closes the run when its last segment has arrived and all its transactions are finished.
+fn close_run(conn: &Connection, catalog: &Catalog, run_sys_id: &str, user: &str) -> Result<()> {
+    let runs = table(catalog, RUN_TABLE)?;
+    let Some(run) = store::get(conn, runs, run_sys_id)? else {
         return Ok(());
     };
-    if run["segments_expected"].is_empty() || TERMINAL.contains(&run["state"].as_str()) {
+    let run = Run::from_fields(&run)?;
+    if run.segments_expected.is_none() || run.state.is_terminal() {
         return Ok(());
     }
-    let mut by_state: HashMap<String, usize> = HashMap::new();
-    {
-        let sql = format!(
-            "SELECT state, COUNT(*) FROM {} WHERE import_run = ?1 GROUP BY state",
-            quote(&transactions.physical)
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query([&run["sys_id"]])?;
-        while let Some(row) = rows.next()? {
-            let n: i64 = row.get(1)?;
-            by_state.insert(
-                row.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                n as usize,
-            );
-        }
+    let by_state = states_of_run(conn, table(catalog, TRANSACTION_TABLE)?, &run.sys_id)?;
+    if by_state.iter().any(|(s, n)| *n > 0 && !s.is_terminal()) {
+        return Ok(());
     }
     let total: usize = by_state.values().sum();
-    if by_state
-        .iter()
-        .any(|(s, n)| *n > 0 && !TERMINAL.contains(&s.as_str()))
-    {
-        return Ok(());
-    }
-    let failed = by_state.get("failed").copied().unwrap_or(0);
+    let failed = by_state.get(&State::Failed).copied().unwrap_or(0);
     let (run_state, message) = if failed > 0 {
-        ("failed", format!("{failed} of {total} transactions failed"))
+        (
+            State::Failed,
+            format!("{failed} of {total} transactions failed"),
+        )
     } else {
-        ("succeeded", format!("{total} transactions succeeded"))
+        (State::Succeeded, format!("{total} transactions succeeded"))
     };
     store::update(
         conn,
         runs,
-        &run["sys_id"],
+        &run.sys_id,
         &fields([
-            ("state", run_state.to_owned()),
+            ("state", run_state.as_str().to_owned()),
             ("completed", crate::clock::now_string()),
             ("message", message.clone()),
         ]),
-        USER,
+        user,
     )?;
+    let level = if failed > 0 { "error" } else { "info" };
     log(
         conn,
         catalog,
-        if failed > 0 { "error" } else { "info" },
-        &format!("Import run {} {run_state}: {message}", run["number"]),
+        level,
+        &format!("Import run {} {run_state}: {message}", run.number),
     )?;
     Ok(())
 }

@@ -87,6 +87,7 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
     let mut map_defs: Vec<(String, MapDef)> = Vec::new();
     let mut import_defs = Vec::new();
     let mut acl_files = Vec::new();
+    let mut record_files = Vec::new();
     for (path, text) in files {
         if path.starts_with("tables/") {
             let file: TablesFile =
@@ -102,9 +103,11 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
             import_defs.extend(file.import_type);
         } else if path.starts_with("acl/") {
             acl_files.push((path, text));
+        } else if path.starts_with("records/") {
+            record_files.push((path, text));
         } else {
             bail!(
-                "catalog file {path}: not under tables/, transform_maps/ or acl/, nor import_types.toml"
+                "catalog file {path}: not under tables/, transform_maps/, acl/ or records/, nor import_types.toml"
             );
         }
     }
@@ -163,6 +166,7 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
         });
     }
     rebuild_physical(&mut catalog)?;
+    super::records::add(&mut catalog, record_files)?;
     Ok(catalog)
 }
 
@@ -371,6 +375,7 @@ fn resolve_tables(defs: Vec<(String, TableDef)>) -> Result<Catalog> {
         tables,
         physical: Vec::new(),
         import_types: Vec::new(),
+        records: Vec::new(),
         maps: Vec::new(),
         acl: crate::acl::Policy::default(),
     })

@@ -6,6 +6,8 @@
 mod files;
 mod load;
 mod model;
+mod records;
 
 pub use load::{load_dir, load_embedded};
 pub use model::*;
+pub use records::{RecordRef, SeedRecord};

@@ -209,6 +209,8 @@ pub struct Catalog {
     pub tables: BTreeMap<String, Table>,
     pub physical: Vec<PhysicalTable>,
     pub import_types: Vec<ImportType>,
+    /// Installed records (`records/*.toml`), in file order.
+    pub records: Vec<super::records::SeedRecord>,
     /// All maps, sorted by (source table, order, name).
     pub maps: Vec<TransformMap>,
     /// Roles, grants and access rules from `acl/` (parsed by `crate::acl`).

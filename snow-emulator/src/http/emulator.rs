@@ -51,20 +51,21 @@ pub async fn catalog(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "tables": tables, "transform_maps": maps }))
 }
 
-/// Wipes every record and seeds the instance afresh.
+/// Wipes every record, seeds the instance afresh and puts its clock back to the real time.
 pub async fn reset(
     State(state): State<AppState>,
     _access: ControlAccess,
 ) -> Result<Json<Value>, ApiError> {
-    let config = state.config.clone();
+    let settings = state.config.settings();
     state
         .store
         .call(move |conn, catalog| -> anyhow::Result<()> {
             store::wipe(conn, catalog)?;
-            store::seed::seed(conn, catalog, &config)?;
+            store::seed::seed(conn, catalog, &settings)?;
             crate::acl::seed(conn, catalog)
         })
         .await??;
+    state.store.clock().reset();
     tracing::info!("instance reset");
     Ok(Json(json!({ "status": "reset" })))
 }
@@ -73,20 +74,108 @@ pub async fn worker(State(state): State<AppState>, _access: ControlAccess) -> Js
     Json(json!({ "paused": state.worker.paused() }))
 }
 
-/// `{"paused": true}` stops the worker after the transaction in progress; `false` resumes.
+async fn json_body(body: Body) -> Result<Value, ApiError> {
+    let bytes = read_body(body).await?;
+    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())
+}
+
+/// `{"paused": bool}`, or `{"action": "pause" | "resume" | "step" | "claim"}`. Pausing stops
+/// the worker after the transaction in progress. `step` (paused only) processes exactly one
+/// transaction and answers when it is done; `claim` (paused only) makes the next one
+/// Processing without processing it, so a test can observe that state.
 pub async fn set_worker(
     State(state): State<AppState>,
     _access: ControlAccess,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())?;
-    let paused = value
-        .get("paused")
-        .and_then(Value::as_bool)
-        .ok_or_else(|| {
-            ApiError::bad_request("Invalid request", "Expected {\"paused\": true|false}")
-        })?;
-    state.worker.set_paused(paused);
-    Ok(Json(json!({ "paused": paused })))
+    let value = json_body(body).await?;
+    let action = match (
+        value.get("paused"),
+        value.get("action").and_then(Value::as_str),
+    ) {
+        (Some(Value::Bool(true)), None) => "pause",
+        (Some(Value::Bool(false)), None) => "resume",
+        (None, Some(action)) => action,
+        _ => "",
+    };
+    match action {
+        "pause" | "resume" => {
+            state.worker.set_paused(action == "pause");
+            Ok(Json(json!({ "paused": state.worker.paused() })))
+        }
+        "step" | "claim" if !state.worker.paused() => Err(ApiError::bad_request(
+            "Worker is running",
+            "Pause the worker before stepping it",
+        )),
+        "step" => step(&state).await,
+        "claim" => {
+            let store = state.store.clone();
+            let claimed =
+                tokio::task::spawn_blocking(move || crate::app::process::claim_next(&store))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("claim failed: {e}"))??;
+            Ok(Json(json!({ "paused": true, "claimed": claimed })))
+        }
+        _ => Err(ApiError::bad_request(
+            "Invalid request",
+            "Expected {\"paused\": true|false} or {\"action\": \"pause\"|\"resume\"|\"step\"|\"claim\"}",
+        )),
+    }
+}
+
+/// Processes exactly one transaction while the worker is paused.
+async fn step(state: &AppState) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let processed = tokio::task::spawn_blocking(move || crate::app::process::process_next(&store))
+        .await
+        .map_err(|e| anyhow::anyhow!("step failed: {e}"))??;
+    let transaction = processed.map(|p| json!({ "number": p.number, "state": p.state.as_str() }));
+    Ok(Json(json!({
+        "paused": true,
+        "processed": transaction.is_some(),
+        "transaction": transaction,
+    })))
+}
+
+fn clock_state(state: &AppState) -> Json<Value> {
+    let clock = state.store.clock();
+    Json(json!({
+        "now": clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "offset_seconds": clock.offset_seconds(),
+    }))
+}
+
+/// The instance clock: `{"now": "...Z", "offset_seconds": N}`.
+pub async fn clock(State(state): State<AppState>, _access: ControlAccess) -> Json<Value> {
+    clock_state(&state)
+}
+
+/// `{"set": "2026-01-01T00:00:00Z"}`, `{"advance_seconds": N}` or `{"reset": true}`.
+pub async fn set_clock(
+    State(state): State<AppState>,
+    _access: ControlAccess,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let value = json_body(body).await?;
+    let clock = state.store.clock();
+    let invalid = |detail: &str| ApiError::bad_request("Invalid request", detail);
+    if let Some(set) = value.get("set") {
+        let t = set
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .ok_or_else(|| invalid("set must be an RFC 3339 time such as 2026-01-01T00:00:00Z"))?;
+        clock.set(t.with_timezone(&chrono::Utc));
+    } else if let Some(n) = value.get("advance_seconds") {
+        clock.advance(
+            n.as_i64()
+                .ok_or_else(|| invalid("advance_seconds must be an integer"))?,
+        );
+    } else if value.get("reset") == Some(&Value::Bool(true)) {
+        clock.reset();
+    } else {
+        return Err(invalid(
+            "Expected {\"set\": TIME}, {\"advance_seconds\": N} or {\"reset\": true}",
+        ));
+    }
+    Ok(clock_state(&state))
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, AuthUser, read_body};
 use crate::app::intake::{self, ReturnCode};
+use crate::auth;
 use crate::error::ApiError;
 
 pub async fn fnmstosn(
@@ -58,4 +59,85 @@ pub async fn fnmstosn(
         state.worker.wake();
     }
     Ok(Json(json!({ "result": reply.result })))
+}
+
+/// `POST /api/x_fls_flexera_fnms/integration/generate_token` (designed; docs/wire-protocol.md
+/// "Generate Token"): what the app's set-up page does when an administrator enters the
+/// integration user's id and password and clicks Generate Token ([CFG-SN-22R1] in
+/// docs/sources.md). Body `{"user_name", "password"}`; answers the refresh token for the app's
+/// OAuth client, which the exporter trades for access tokens, and when it expires.
+pub async fn generate_token(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    if !caller.admin {
+        return Err(ApiError::Forbidden);
+    }
+    let bytes = read_body(body).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())?;
+    let field = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(user), Some(password)) = (field("user_name"), field("password")) else {
+        return Err(ApiError::bad_request(
+            "Invalid request",
+            "Expected {\"user_name\": \"...\", \"password\": \"...\"}",
+        ));
+    };
+    let (client_id, secret) = (
+        state.config.oauth_client_id.clone(),
+        state.config.oauth_client_secret.clone(),
+    );
+    let issued = state
+        .store
+        .call(
+            move |conn, catalog| -> Result<_, crate::store::StoreError> {
+                let Some(tokens) =
+                    auth::password_grant(conn, catalog, &client_id, &secret, &user, &password)?
+                else {
+                    return Ok(None);
+                };
+                let Some(refresh) = tokens.refresh_token else {
+                    return Ok(None);
+                };
+                let expires = refresh_expiry(conn, catalog, &refresh)?;
+                Ok(Some((refresh, expires, user)))
+            },
+        )
+        .await??;
+    let Some((refresh, expires, user)) = issued else {
+        return Err(ApiError::bad_request(
+            "Token generation failed",
+            "The user id or password is not valid",
+        ));
+    };
+    let now = state.store.clock().now_string();
+    let expires_in = seconds_between(&now, &expires);
+    Ok(Json(json!({ "result": {
+        "user_name": user,
+        "refresh_token": refresh,
+        "expires": expires,
+        "expires_in": expires_in,
+    }})))
+}
+
+/// When the refresh token just issued expires (its `oauth_credential` record).
+fn refresh_expiry(
+    conn: &rusqlite::Connection,
+    catalog: &crate::catalog::Catalog,
+    refresh: &str,
+) -> Result<String, crate::store::StoreError> {
+    let creds = catalog.table("oauth_credential").ok_or_else(|| {
+        crate::store::StoreError::Invalid("the catalog has no oauth_credential table".into())
+    })?;
+    let hash = auth::token_hash(refresh);
+    let found = crate::store::find_by(conn, creds, &[("token", &hash), ("type", "refresh_token")])?;
+    Ok(found.map(|c| c["expires"].clone()).unwrap_or_default())
+}
+
+fn seconds_between(from: &str, to: &str) -> i64 {
+    let parse = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok();
+    match (parse(from), parse(to)) {
+        (Some(a), Some(b)) => (b - a).num_seconds(),
+        _ => 0,
+    }
 }

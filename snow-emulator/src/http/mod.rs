@@ -36,7 +36,7 @@ use crate::error::ApiError;
 use crate::store::Store;
 use crate::worker::WorkerControl;
 
-/// glide.rest.max_content_length's default (servicenow.md A5).
+/// glide.rest.max_content_length's default ([SN-AUTH] in docs/sources.md).
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
 
 #[derive(Clone)]
@@ -144,10 +144,18 @@ pub fn router(state: AppState) -> Router {
             "/_emulator/worker",
             get(emulator::worker).post(emulator::set_worker),
         )
+        .route(
+            "/_emulator/clock",
+            get(emulator::clock).post(emulator::set_clock),
+        )
+        .route(
+            "/api/x_fls_flexera_fnms/integration/generate_token",
+            post(integration::generate_token),
+        )
         .fallback(|| async { ApiError::no_resource() })
         .layer(axum::middleware::from_fn(rate_limit::headers))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // ServiceNow's REST transaction quota is 60 s (servicenow.md A5); it also keeps a
+        // ServiceNow's REST transaction quota is 60 s ([SN-AUTH] in docs/sources.md); it also keeps a
         // graceful shutdown from waiting on a stuck request. What the platform answers then
         // is not documented; 503 is designed.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

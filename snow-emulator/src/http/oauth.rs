@@ -1,4 +1,4 @@
-//! `POST /oauth_token.do` (servicenow.md A5): password, refresh_token and client_credentials
+//! `POST /oauth_token.do` ([SN-AUTH] in docs/sources.md): password, refresh_token and client_credentials
 //! grants, form-encoded. The client authenticates in the body (`client_id`,
 //! `client_secret`) or in an `Authorization: Basic` header (RFC 6749 §2.3.1), as
 //! off-the-shelf OAuth clients do. Any refusal is ServiceNow's 401 `access_denied`.

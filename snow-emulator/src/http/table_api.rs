@@ -1,4 +1,4 @@
-//! The Table API subset (servicenow.md A1): list with encoded queries and paging headers,
+//! The Table API subset ([SN-TABLE-API] in docs/sources.md): list with encoded queries and paging headers,
 //! read, insert, update and delete one record, for every catalog table. Values are strings;
 //! references are `{link, value}`; password columns are never shown nor queryable.
 
@@ -328,7 +328,7 @@ fn render(
             render_value(conn, catalog, col, value, fmt)?,
         );
     }
-    // Dot-walked fields come back under their literal name (servicenow.md A1).
+    // Dot-walked fields come back under their literal name ([SN-TABLE-API] in docs/sources.md).
     for path in fmt.fields.iter().flatten().filter(|f| f.contains('.')) {
         if let Some(v) = walk(conn, catalog, table, record, path, fmt)? {
             out.insert(path.clone(), v);

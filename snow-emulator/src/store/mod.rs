@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use crate::catalog::{Catalog, ColumnType};
+use crate::clock::{self, Clock};
 
 pub use query::{EncodedQuery, Op, parse_encoded_query};
 pub use record::*;
@@ -29,6 +30,27 @@ pub struct Store {
 struct Inner {
     conn: Mutex<Connection>,
     catalog: Arc<Catalog>,
+    clock: Clock,
+}
+
+/// The locked connection; while it lives, the instance clock is the thread's current clock
+/// (see [`crate::clock`]).
+pub struct Locked<'a> {
+    conn: MutexGuard<'a, Connection>,
+    _clock: clock::Entered,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }
 
 impl Store {
@@ -50,6 +72,7 @@ impl Store {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 catalog,
+                clock: Clock::default(),
             }),
         })
     }
@@ -58,14 +81,24 @@ impl Store {
         &self.inner.catalog
     }
 
+    /// The instance clock (`/_emulator/clock`).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
     /// The connection, for blocking code (the worker, closures given to [`Store::call`]).
     /// A panic elsewhere while holding the lock does not make the data unusable: SQLite rolls
     /// back the unfinished transaction, so a poisoned lock is simply taken over.
-    pub fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.inner
+    pub fn lock(&self) -> Locked<'_> {
+        let conn = self
+            .inner
             .conn
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner);
+        Locked {
+            conn,
+            _clock: clock::enter(&self.inner.clock),
+        }
     }
 
     /// Runs `f` with the connection on the blocking thread pool.

@@ -1,7 +1,7 @@
 //! ServiceNow encoded queries (`active=true^nameLIKEsql^ORDERBYname`): parsing and
 //! translation to parameterised SQL. Values only ever travel as SQL parameters; fields are
 //! looked up in the catalog, and a part naming an unknown field or operator is ignored, as
-//! a real instance does by default (servicenow.md A1).
+//! a real instance does by default ([SN-TABLE-API] in docs/sources.md).
 
 use rusqlite::types::Value;
 
@@ -415,7 +415,15 @@ mod tests {
     proptest! {
         #[test]
         fn parser_never_panics(s in ".*") {
-            let _ = parse_encoded_query(&s);
+            // Any text parses into a query whose terms all name a field, no more groups than
+            // `^NQ` separators allow, and SQL with one parameter per placeholder.
+            let q = parse_encoded_query(&s);
+            prop_assert!(q.groups.len() <= s.matches("^NQ").count() + 1);
+            prop_assert!(q.groups.iter().flatten().flatten().all(|t| !t.field.is_empty()));
+            let catalog = crate::catalog::load_embedded().expect("catalog");
+            let table = catalog.table("cmdb_ci_computer").expect("table");
+            let (sql, params, _) = q.to_sql(table, Some(&catalog));
+            prop_assert_eq!(sql.matches('?').count(), params.len());
         }
 
         #[test]

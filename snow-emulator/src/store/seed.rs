@@ -1,215 +1,92 @@
-//! What a fresh instance with the Flexera Integration app installed holds: the two users,
-//! the OAuth client, the app's Scheduled Data Import and Data Source, its integration
-//! properties and the SAM plugin. Seeding runs at every start and after a reset: missing
-//! records are created; users' passwords and the OAuth client follow the configuration;
-//! anything else an administrator changed is kept.
+//! Seeding: writes the catalog's installed records (`catalog/records/*.toml`,
+//! [`crate::catalog::SeedRecord`]) into a fresh or existing database. It runs at every start
+//! and after a reset: a record missing by its key column is created; a record that exists is
+//! kept as an administrator left it, except the columns taken from the configuration
+//! (secrets and settings), which follow it at every start.
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, anyhow};
 use rusqlite::Connection;
 
 use super::{Fields, find_by, insert, update};
-use crate::catalog::Catalog;
-use crate::{ADMIN_USER, Config, INTEGRATION_USER};
+use crate::catalog::{Catalog, RecordRef, SeedRecord, Table};
 
-/// The app's integration properties (names and values designed; meanings documented,
-/// flexera.md §6).
-pub const PROPERTIES: &[(&str, &str, &str, &str)] = &[
-    (
-        "x_fls_flexera_fnms.installation_tables",
-        "auto",
-        "choicelist",
-        "Use CMDB and/or SAM tables for installation: auto (Decide automatically), cmdb (Use CMDB tables), sam (Use SAM tables), cmdb_and_sam (Use CMDB and SAM tables)",
-    ),
-    (
-        "x_fls_flexera_fnms.sot.add_inventories",
-        "true",
-        "boolean",
-        "FNMS is the source of truth for adding inventories",
-    ),
-    (
-        "x_fls_flexera_fnms.sot.update_inventories",
-        "true",
-        "boolean",
-        "FNMS is the source of truth for updating inventories",
-    ),
-    (
-        "x_fls_flexera_fnms.sot.add_applications",
-        "true",
-        "boolean",
-        "FNMS is the source of truth for adding installed applications",
-    ),
-    (
-        "x_fls_flexera_fnms.sot.update_applications",
-        "true",
-        "boolean",
-        "FNMS is the source of truth for updating installed applications",
-    ),
-    (
-        "x_fls_flexera_fnms.sot.add_contracts",
-        "true",
-        "boolean",
-        "FNMS is the source of truth for adding contracts",
-    ),
-    (
-        "x_fls_flexera_fnms.sot.update_contracts",
-        "true",
-        "boolean",
-        "FNMS is the source of truth for updating contracts",
-    ),
-    (
-        "x_fls_flexera_fnms.native_tables",
-        "false",
-        "boolean",
-        "Integrate Flexera Models/Installations in ServiceNow Native tables",
-    ),
-];
+/// Named configuration values the records may take (`admin_password`, …).
+pub type Settings = BTreeMap<&'static str, String>;
 
-pub const SCHEDULE_NAME: &str = "FNMS Import Schedule";
-pub const DATA_SOURCE_NAME: &str = "FNMS Data Source";
-pub const OAUTH_CLIENT_NAME: &str = "FNMS Export";
-pub const SAM_PLUGIN: &str = "com.snc.sams";
-
-fn fields(pairs: &[(&str, &str)]) -> Fields {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+/// How a secret from the configuration is stored (the one place to change the hashing).
+fn stored_secret(plain: &str) -> String {
+    crate::auth::hash_password(plain)
 }
 
-/// Inserts `values` unless a record with `key = values[key]` exists; returns its sys_id.
-fn ensure(
-    conn: &Connection,
-    catalog: &Catalog,
-    table: &str,
-    key: &str,
-    values: Fields,
-) -> Result<String> {
-    let t = catalog
-        .table(table)
-        .ok_or_else(|| anyhow!("the catalog has no {table} table"))?;
-    let key_value = values.get(key).cloned().unwrap_or_default();
-    if let Some(existing) = find_by(conn, t, &[(key, &key_value)])? {
-        return Ok(existing["sys_id"].clone());
+fn table<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c Table> {
+    catalog
+        .table(name)
+        .ok_or_else(|| anyhow!("the catalog has no {name} table"))
+}
+
+fn setting<'s>(settings: &'s Settings, name: &str, r: &SeedRecord) -> Result<&'s str> {
+    settings.get(name).map(String::as_str).ok_or_else(|| {
+        anyhow!(
+            "installed record {}.{}={} takes unknown setting {name}",
+            r.table,
+            r.key,
+            r.key_value()
+        )
+    })
+}
+
+/// The columns that follow the configuration at every start.
+fn configured(r: &SeedRecord, settings: &Settings) -> Result<Fields> {
+    let mut out = Fields::new();
+    for (column, name) in &r.settings {
+        out.insert(column.clone(), setting(settings, name, r)?.to_owned());
     }
-    Ok(insert(conn, t, &values, "system")?)
+    for (column, name) in &r.secrets {
+        out.insert(column.clone(), stored_secret(setting(settings, name, r)?));
+    }
+    Ok(out)
 }
 
-/// Like [`ensure`], then writes `always` over the record (configuration-owned values).
-fn upsert(
-    conn: &Connection,
-    catalog: &Catalog,
-    table: &str,
-    key: &str,
-    values: Fields,
-    always: Fields,
-) -> Result<String> {
-    let sys_id = ensure(conn, catalog, table, key, values)?;
-    let t = catalog
-        .table(table)
-        .ok_or_else(|| anyhow!("the catalog has no {table} table"))?;
-    update(conn, t, &sys_id, &always, "system")?;
-    Ok(sys_id)
+fn resolve_reference(conn: &Connection, catalog: &Catalog, r: &RecordRef) -> Result<String> {
+    let target = table(catalog, &r.table)?;
+    let found = find_by(conn, target, &[(&r.key, &r.value)])?
+        .ok_or_else(|| anyhow!("no {} record with {} = {}", r.table, r.key, r.value))?;
+    Ok(found["sys_id"].clone())
 }
 
-pub fn seed(conn: &mut Connection, catalog: &Catalog, config: &Config) -> Result<()> {
+/// Creates the record when it is missing; returns its sys_id and whether it was created.
+fn ensure(conn: &Connection, catalog: &Catalog, r: &SeedRecord) -> Result<(String, bool)> {
+    let t = table(catalog, &r.table)?;
+    if let Some(existing) = find_by(conn, t, &[(&r.key, r.key_value())])? {
+        return Ok((existing["sys_id"].clone(), false));
+    }
+    let values: Fields = r.values.clone().into_iter().collect();
+    Ok((insert(conn, t, &values, "system")?, true))
+}
+
+/// Writes the catalog's installed records (see the module documentation).
+pub fn seed(conn: &mut Connection, catalog: &Catalog, settings: &Settings) -> Result<()> {
     let tx = conn.transaction()?;
-    let hash = crate::auth::hash_password;
-    upsert(
-        &tx,
-        catalog,
-        "sys_user",
-        "user_name",
-        fields(&[
-            ("user_name", ADMIN_USER),
-            ("first_name", "System"),
-            ("last_name", "Administrator"),
-            ("name", "System Administrator"),
-            ("roles", "admin"),
-        ]),
-        fields(&[("user_password", &hash(&config.admin_password))]),
-    )?;
-    let integration = upsert(
-        &tx,
-        catalog,
-        "sys_user",
-        "user_name",
-        fields(&[
-            ("user_name", INTEGRATION_USER),
-            ("first_name", "FNMS"),
-            ("last_name", "Integration"),
-            ("name", "FNMS Integration"),
-            ("roles", "x_fls_flexera_fnms.integration,oauth_user"),
-            ("web_service_access_only", "true"),
-        ]),
-        fields(&[("user_password", &hash(&config.integration_password))]),
-    )?;
-    upsert(
-        &tx,
-        catalog,
-        "oauth_entity",
-        "name",
-        fields(&[("name", OAUTH_CLIENT_NAME)]),
-        fields(&[
-            ("client_id", &config.oauth_client_id),
-            ("client_secret", &hash(&config.oauth_client_secret)),
-        ]),
-    )?;
-    let data_source = ensure(
-        &tx,
-        catalog,
-        "sys_data_source",
-        "name",
-        fields(&[
-            ("name", DATA_SOURCE_NAME),
-            ("type", "Custom (Load by Script)"),
-            ("format", "XML"),
-            (
-                "import_set_table_name",
-                "x_fls_flexera_fnms_inventory_import",
-            ),
-            ("import_set_table_label", "FNMS Inventory Import"),
-        ]),
-    )?;
-    ensure(
-        &tx,
-        catalog,
-        "scheduled_import_set",
-        "name",
-        fields(&[
-            ("name", SCHEDULE_NAME),
-            ("active", "true"),
-            ("data_source", &data_source),
-            ("run_as", &integration),
-            ("run_type", "periodically"),
-        ]),
-    )?;
-    for (name, value, kind, description) in PROPERTIES {
-        ensure(
-            &tx,
-            catalog,
-            "sys_properties",
-            "name",
-            fields(&[
-                ("name", name),
-                ("value", value),
-                ("type", kind),
-                ("description", description),
-            ]),
-        )?;
+    let mut ids = Vec::with_capacity(catalog.records.len());
+    for r in &catalog.records {
+        ids.push(ensure(&tx, catalog, r)?);
     }
-    ensure(
-        &tx,
-        catalog,
-        "sys_plugins",
-        "id",
-        fields(&[
-            ("id", SAM_PLUGIN),
-            ("source", SAM_PLUGIN),
-            ("name", "Software Asset Management Foundation"),
-            ("version", "1.0.0"),
-            ("active", "active"),
-        ]),
-    )?;
+    // References are resolved once every record exists, so file order does not matter.
+    for (r, (sys_id, created)) in catalog.records.iter().zip(&ids) {
+        let mut always = configured(r, settings)?;
+        if *created {
+            for (column, reference) in &r.references {
+                let id = resolve_reference(&tx, catalog, reference)
+                    .with_context(|| format!("{}.{column}", r.table))?;
+                always.insert(column.clone(), id);
+            }
+        }
+        if !always.is_empty() {
+            update(&tx, table(catalog, &r.table)?, sys_id, &always, "system")?;
+        }
+    }
     tx.commit().context("failed to commit the seed")?;
     Ok(())
 }

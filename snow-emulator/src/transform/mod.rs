@@ -1,5 +1,5 @@
 //! The transform engine: runs a staging table's transform maps (from the catalog) over one
-//! staging row at a time, with ServiceNow's semantics (servicenow.md A3): maps in `order`;
+//! staging row at a time, with ServiceNow's semantics ([SN-TRANSFORM] in docs/sources.md): maps in `order`;
 //! per map a row condition, then coalesce (case-insensitive unless declared otherwise; an
 //! empty coalesce value skips the row), then insert or update; `copy_empty_fields = false`
 //! keeps target values the source leaves empty; an update that changes nothing is

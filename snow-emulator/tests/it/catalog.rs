@@ -35,6 +35,10 @@ async fn an_edited_catalog_changes_tables_and_maps() {
     // A new column on Computer, filled by a new field map; a new table.
     let cmdb = catalog.join("tables/cmdb.toml");
     let text = std::fs::read_to_string(&cmdb).expect("read");
+    assert!(
+        text.contains("virtual = { type = \"boolean\""),
+        "cmdb.toml changed"
+    );
     let text = text.replace(
         "virtual = { type = \"boolean\", label = \"Is Virtual\", default = \"false\" }",
         "virtual = { type = \"boolean\", label = \"Is Virtual\", default = \"false\" }\nu_host_name = { type = \"string\", label = \"Host\" }",
@@ -42,6 +46,10 @@ async fn an_edited_catalog_changes_tables_and_maps() {
     std::fs::write(&cmdb, text + "\n[[table]]\nname = \"u_extra\"\nlabel = \"Extra\"\n[table.columns]\nname = { type = \"string\" }\n").expect("write");
     let maps = catalog.join("transform_maps/inventory.toml");
     let text = std::fs::read_to_string(&maps).expect("read");
+    assert!(
+        text.contains("[[map.field]]\nsource = \"u_inventorydate\""),
+        "inventory.toml changed"
+    );
     let text = text.replace(
         "[[map.field]]\nsource = \"u_inventorydate\"",
         "[[map.field]]\nsource = \"u_hostcomputername\"\ntarget = \"u_host_name\"\n\n[[map.field]]\nsource = \"u_inventorydate\"",
@@ -67,16 +75,43 @@ async fn an_edited_catalog_changes_tables_and_maps() {
     emu.stop().await;
 }
 
-#[tokio::test]
-async fn an_invalid_catalog_stops_the_start() {
-    let (_dir, catalog) = catalog_copy();
-    let maps = catalog.join("transform_maps/inventory.toml");
-    let text = std::fs::read_to_string(&maps).expect("read");
-    std::fs::write(
-        &maps,
-        text.replace("converter = \"bytes_to_mb\"", "converter = \"bytes_to_tb\""),
-    )
-    .expect("write");
+/// One refusal case: `fixtures/emulator/refusals/*.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Refusal {
+    /// The catalog file to edit, relative to the catalog directory.
+    file: String,
+    /// Text that must occur in it (the case fails, rather than starting a server, if not)…
+    replace: String,
+    /// …and what it becomes.
+    with: String,
+    /// Fragments the start-up error must contain.
+    expect: Vec<String>,
+}
+
+fn refusal_cases() -> Vec<(String, Refusal)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/emulator/refusals");
+    let mut cases: Vec<(String, Refusal)> = std::fs::read_dir(&dir)
+        .expect("refusal fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read case");
+            let case = toml::from_str(&text)
+                .unwrap_or_else(|e| panic!("refusal case {}: {e}", p.display()));
+            (
+                p.file_name().expect("name").to_string_lossy().into_owned(),
+                case,
+            )
+        })
+        .collect();
+    cases.sort_by(|a, b| a.0.cmp(&b.0));
+    cases
+}
+
+/// Starts an instance on the edited catalog; returns the start-up error (bounded: a catalog
+/// that is wrongly accepted fails the case instead of serving forever).
+async fn start_error(catalog: PathBuf) -> Result<String, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -84,36 +119,39 @@ async fn an_invalid_catalog_stops_the_start() {
         catalog_dir: Some(catalog),
         ..Default::default()
     };
-    let err = snow_emulator::serve(listener, config, std::future::pending())
-        .await
-        .expect_err("an invalid catalog is refused");
-    let message = format!("{err:#}");
-    assert!(message.contains("bytes_to_tb"), "{message}");
-    assert!(message.contains("FNMS Inventory -> Computer"), "{message}");
+    let started = snow_emulator::serve(listener, config, std::future::pending());
+    match tokio::time::timeout(std::time::Duration::from_secs(10), started).await {
+        Ok(Err(e)) => Ok(format!("{e:#}")),
+        Ok(Ok(())) => Err("the server ended without an error".into()),
+        Err(_) => Err("the catalog was accepted: the server is still running".into()),
+    }
 }
 
 #[tokio::test]
-async fn a_catalog_without_what_the_app_needs_is_refused() {
-    let (_dir, catalog) = catalog_copy();
-    let app = catalog.join("tables/flexera_integration.toml");
-    let text = std::fs::read_to_string(&app).expect("read");
-    std::fs::write(
-        &app,
-        text.replace(
-            "transaction_id = { type = \"string\", label = \"Transaction ID\", index = true }\n",
-            "",
-        ),
-    )
-    .expect("write");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let config = Config {
-        catalog_dir: Some(catalog),
-        ..Default::default()
-    };
-    let err = snow_emulator::serve(listener, config, std::future::pending())
-        .await
-        .expect_err("refused");
-    assert!(format!("{err:#}").contains("transaction_id"), "{err:#}");
+async fn invalid_catalogs_are_refused_with_their_message() {
+    let cases = refusal_cases();
+    assert!(cases.len() >= 5, "refusal fixtures are missing");
+    let mut failures = Vec::new();
+    for (name, case) in cases {
+        let (_dir, catalog) = catalog_copy();
+        let path = catalog.join(&case.file);
+        let text = std::fs::read_to_string(&path).expect("read catalog file");
+        assert!(
+            text.contains(&case.replace),
+            "{name}: {} does not contain the text to replace",
+            case.file
+        );
+        std::fs::write(&path, text.replace(&case.replace, &case.with)).expect("write");
+        match start_error(catalog).await {
+            Ok(message) => {
+                for fragment in &case.expect {
+                    if !message.contains(fragment.as_str()) {
+                        failures.push(format!("{name}: {fragment:?} not in: {message}"));
+                    }
+                }
+            }
+            Err(why) => failures.push(format!("{name}: {why}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 pub const CLIENT_ID: &str = "fnms-export";
 pub const CLIENT_SECRET: &str = "fnms-export-secret";
 
-pub struct Emulator {
+/// One emulator started for a test, on 127.0.0.1:0. Dropping it stops the server (the
+/// graceful [`TestInstance::stop`] also waits for it).
+pub struct TestInstance {
     pub base: String,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -88,7 +90,18 @@ async fn reply(r: reqwest::Response) -> Reply {
     }
 }
 
-impl Emulator {
+/// The name earlier tests use.
+pub type Emulator = TestInstance;
+
+impl Drop for TestInstance {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl TestInstance {
     pub async fn start() -> Self {
         Self::start_with(Config::default()).await
     }
@@ -135,8 +148,13 @@ impl Emulator {
         }
     }
 
+    /// The instance's base URI (`http://127.0.0.1:PORT`).
+    pub fn uri(&self) -> &str {
+        &self.base
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        format!("{}{path}", self.uri())
     }
 
     pub async fn oauth(&self, form: &[(&str, &str)]) -> Reply {
@@ -274,6 +292,28 @@ impl Emulator {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         r.body["result"].as_array().expect("list").clone()
+    }
+
+    /// `POST /_emulator/worker` with `{"action": action}`; returns the answer (asserting 200).
+    pub async fn worker(&self, action: &str) -> Value {
+        let r = self
+            .send(
+                reqwest::Method::POST,
+                "/_emulator/worker",
+                &json!({ "action": action }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body
+    }
+
+    /// `POST /_emulator/clock` with `body`; returns the answer (asserting 200).
+    pub async fn clock(&self, body: &Value) -> Value {
+        let r = self
+            .send(reqwest::Method::POST, "/_emulator/clock", body)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body
     }
 
     pub async fn pause_worker(&self, paused: bool) {

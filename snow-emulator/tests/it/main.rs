@@ -7,6 +7,7 @@ mod cli;
 mod durability;
 mod fnmstosn;
 mod hostile;
+mod lifecycle;
 mod oauth;
 mod perf;
 mod platform;

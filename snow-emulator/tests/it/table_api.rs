@@ -1,4 +1,4 @@
-//! The Table API against ServiceNow's documented behaviour (servicenow.md A1).
+//! The Table API against ServiceNow's documented behaviour ([SN-TABLE-API] in docs/sources.md).
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
