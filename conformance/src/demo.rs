@@ -9,7 +9,9 @@ use crate::exporter_run::{ExporterKind, run_exporter};
 use crate::instance::{Count, Record, TableApi, refresh_token};
 use crate::target::{Credentials, Instance};
 
-/// Tables shown in the summary, in the order data flows through them.
+/// Tables shown in the summary, in the order data flows through them. A label may carry an
+/// encoded query after the table (`table|query`): Software Models extend Product Model, so the
+/// hardware models are counted by class.
 const FLOW: &[(&str, &str)] = &[
     ("x_fls_flexera_fnms_import_run", "Import Runs"),
     (
@@ -28,15 +30,76 @@ const FLOW: &[(&str, &str)] = &[
         "x_fls_flexera_fnms_application_import",
         "staging: Application Imports",
     ),
-    ("cmdb_model", "Product Model"),
+    (
+        "cmdb_model|sys_class_name=cmdb_model",
+        "Product Models (hardware)",
+    ),
     ("cmdb_ci_computer", "Computers"),
+    ("cmdb_serial_number", "Serial Numbers"),
     ("cmdb_ci_vm_instance", "Virtual Machine Instances"),
-    ("ast_contract", "Contracts"),
+    ("ast_contract", "Contracts (leases included)"),
+    ("ast_lease", "Lease Instances"),
+    ("contract_rel_ci", "Contract CIs (covered computers)"),
     ("cmdb_software_product_model", "Software Models"),
     ("cmdb_sam_sw_discovery_model", "Discovery Models"),
     ("cmdb_sam_sw_install", "Software Installations"),
+    ("cmdb_ci_spkg", "Software (CMDB packages)"),
     ("cmdb_software_instance", "Software Instances"),
 ];
+
+/// Tables filled only when installed applications go to SAM tables, resp. CMDB tables.
+const SAM_TABLES: &[&str] = &[
+    "cmdb_software_product_model",
+    "cmdb_sam_sw_discovery_model",
+    "cmdb_sam_sw_install",
+];
+const CMDB_SOFTWARE_TABLES: &[&str] = &["cmdb_ci_spkg", "cmdb_software_instance"];
+
+/// Why installed applications went where they went, read through the Table API: the
+/// installation-tables property and the SAM plugin's state.
+async fn routing(api: &TableApi) -> anyhow::Result<(String, bool)> {
+    let property = api
+        .records(
+            "sys_properties",
+            "name=x_fls_flexera_fnms.installation_tables",
+            &["value"],
+            false,
+            1,
+        )
+        .await?
+        .first()
+        .and_then(|r| r.get("value").cloned())
+        .unwrap_or_default();
+    let sam = !api
+        .records(
+            "sys_plugins",
+            "idINcom.snc.sams,com.snc.samp^active=active",
+            &["id"],
+            false,
+            1,
+        )
+        .await?
+        .is_empty();
+    Ok((property, sam))
+}
+
+/// The explanation printed after a zero count, when the routing explains it.
+fn explain_zero(table: &str, property: &str, sam: bool) -> Option<String> {
+    let plugin = if sam {
+        "SAM plugin active"
+    } else {
+        "SAM plugin absent"
+    };
+    let to_sam = matches!(property, "sam" | "cmdb_and_sam") || (property == "auto" && sam);
+    let to_cmdb = matches!(property, "cmdb" | "cmdb_and_sam") || (property == "auto" && !sam);
+    if SAM_TABLES.contains(&table) && !to_sam {
+        Some(format!("{plugin}, property {property} → CMDB tables"))
+    } else if CMDB_SOFTWARE_TABLES.contains(&table) && !to_cmdb {
+        Some(format!("{plugin}, property {property} → SAM tables"))
+    } else {
+        None
+    }
+}
 
 pub struct DemoOptions {
     pub listen: String,
@@ -107,16 +170,22 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<i3
 
 async fn print_flow(api: &TableApi, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "What landed where:")?;
-    for (table, label) in FLOW {
+    let (property, sam) = routing(api).await.unwrap_or_default();
+    for (entry, label) in FLOW {
+        let (table, query) = entry.split_once('|').unwrap_or((entry, ""));
         let count = match api
-            .count(table, "")
+            .count(table, query)
             .await
             .with_context(|| format!("counting {table}"))?
         {
             Count::Rows(n) => n.to_string(),
             Count::InvalidTable => "(table not emulated)".to_owned(),
         };
-        writeln!(out, "  {label:<30} {table:<40} {count:>6}")?;
+        let why = match explain_zero(table, &property, sam) {
+            Some(why) if count == "0" => format!("  ({why})"),
+            _ => String::new(),
+        };
+        writeln!(out, "  {label:<32} {table:<40} {count:>6}{why}")?;
     }
     Ok(())
 }

@@ -37,24 +37,26 @@ fn secret_credentials() -> Credentials {
     }
 }
 
+/// Copies every folder of the catalog: a copy missing one (users, roles) is another instance.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("catalog") {
+        let path = entry.expect("entry").path();
+        let dest = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_tree(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).expect("copy");
+        }
+    }
+}
+
 /// The emulator's catalog with the Virtual Machine map switched off: a deliberately
 /// different "build".
 fn catalog_without_vm_map(dir: &Path) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../snow-emulator/catalog");
     let target = dir.join("catalog");
-    for sub in ["", "tables", "transform_maps"] {
-        std::fs::create_dir_all(target.join(sub)).expect("mkdir");
-        for entry in std::fs::read_dir(source.join(sub)).expect("catalog") {
-            let path = entry.expect("entry").path();
-            if path.is_file() {
-                std::fs::copy(
-                    &path,
-                    target.join(sub).join(path.file_name().expect("name")),
-                )
-                .expect("copy");
-            }
-        }
-    }
+    copy_tree(&source, &target);
     let maps = target.join("transform_maps/inventory.toml");
     let text = std::fs::read_to_string(&maps).expect("maps");
     let changed = text.replace(

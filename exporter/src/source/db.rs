@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS ServiceNowExportedTitle (
     Publisher       TEXT,
     Version         TEXT,
     Edition         TEXT
+);
+CREATE TABLE IF NOT EXISTS ServiceNowExportBookkeeping (
+    DataType    TEXT PRIMARY KEY,
+    RecordedUTC TEXT NOT NULL
 );";
 
 /// Removed computers: exported before, gone from `ComplianceComputer` now. Same columns as
@@ -316,10 +320,23 @@ impl Database {
             })
     }
 
-    /// Whether the bookkeeping of `dt` may be compared with: it is written together with the
-    /// history, so a recorded last success means it describes that export.
+    /// Whether the bookkeeping of `dt` may be compared with: this exporter wrote it together
+    /// with the history. A history row alone (written by FNMS's own utility, or by hand) has
+    /// nothing to compare with, so only `UpdatedDate` decides what is sent.
     pub(crate) fn has_bookkeeping(&self, dt: DataType) -> Result<bool, ExportError> {
-        Ok(self.last_success(dt)?.is_some())
+        if self.last_success(dt)?.is_none() {
+            return Ok(false);
+        }
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM ServiceNowExportBookkeeping WHERE DataType = ?1)",
+                [dt.history_key()],
+                |row| row.get(0),
+            )
+            .map_err(|e| ExportError::Export {
+                data_type: dt.label(),
+                reason: format!("cannot read the FNMS operations database: {e}"),
+            })
     }
 
     /// Records `started` as the data type's new baseline and the snapshot taken before the
@@ -342,6 +359,14 @@ impl Database {
                  INSERT INTO {table} SELECT * FROM temp.Snapshot{table};
                  DROP TABLE temp.Snapshot{table};"
             ))?;
+            tx.execute(
+                "INSERT INTO ServiceNowExportBookkeeping (DataType, RecordedUTC) VALUES (?1, ?2)
+                 ON CONFLICT (DataType) DO UPDATE SET RecordedUTC = excluded.RecordedUTC",
+                params![
+                    dt.history_key(),
+                    started.format(TIMESTAMP_FORMAT).to_string()
+                ],
+            )?;
         }
         tx.execute(
             "INSERT INTO ServiceNowExportHistory (DataType, LastSuccessUTC) VALUES (?1, ?2)

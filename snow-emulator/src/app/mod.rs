@@ -6,6 +6,7 @@
 pub mod intake;
 pub mod payload;
 pub mod process;
+pub mod routing;
 pub mod views;
 
 use rusqlite::Connection;

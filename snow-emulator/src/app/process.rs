@@ -16,7 +16,7 @@ use super::views::{Run, State, Transaction};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, run_as_user, table};
 use crate::catalog::{Catalog, ImportType, Table};
 use crate::store::{self, Store, new_sys_id, quote};
-use crate::transform::{Engine, RowOutcome};
+use crate::transform::{Engine, RowOutcome, RowState};
 
 /// A transaction the worker finished: its number and its end state.
 #[derive(Debug, Clone)]
@@ -169,7 +169,7 @@ fn staging_values(
             "sys_created_by" | "sys_updated_by" => Value::Text(ctx.user.to_owned()),
             "sys_mod_count" => Value::Integer(0),
             "sys_import_row" => Value::Integer(ctx.index),
-            "sys_import_state" => Value::Text(o.state.into()),
+            "sys_import_state" => Value::Text(o.state.as_str().into()),
             "sys_import_state_comment" => text(&o.comment),
             "sys_row_error" => text(&o.error),
             "sys_target_sys_id" => text(&o.target_sys_id),
@@ -216,9 +216,10 @@ fn stage_and_transform(
         .find(|it| it.import_type == t.import_type)
         .ok_or_else(|| anyhow!("no import type {} in the catalog", t.import_type))?;
     let staging = table(catalog, &it.staging_table)?;
-    let engine = Engine::new(conn, catalog, &staging.name, user)?;
     let insert_sql = staging_insert_sql(staging);
     let now = crate::clock::now_string();
+    let context = super::routing::engine_context(conn, catalog, user, now.clone())?;
+    let engine = Engine::new(catalog, &staging.name, context)?;
     let mut ctx = RowContext {
         staging,
         it,
@@ -228,7 +229,7 @@ fn stage_and_transform(
         index: 0,
     };
     let mut unknown = BTreeSet::new();
-    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    let mut counts: HashMap<RowState, usize> = HashMap::new();
     let mut failure: Option<anyhow::Error> = None;
     let parsed = payload::parse(&t.payload, &it.root, &it.record, |record| {
         let row = staging_row(staging, record, &mut unknown);
@@ -259,20 +260,20 @@ fn stage_and_transform(
 /// The transaction's message: what happened to its rows.
 fn summary(
     rows: usize,
-    counts: &HashMap<&'static str, usize>,
+    counts: &HashMap<RowState, usize>,
     has_maps: bool,
     staging: &Table,
     unknown: BTreeSet<String>,
 ) -> String {
-    let count = |s: &str| counts.get(s).copied().unwrap_or(0);
+    let count = |s: RowState| counts.get(&s).copied().unwrap_or(0);
     let mut summary = if has_maps {
         format!(
             "{rows} rows: {} inserted, {} updated, {} ignored, {} skipped, {} errors",
-            count("inserted"),
-            count("updated"),
-            count("ignored"),
-            count("skipped"),
-            count("error")
+            count(RowState::Inserted),
+            count(RowState::Updated),
+            count(RowState::Ignored),
+            count(RowState::Skipped),
+            count(RowState::Error)
         )
     } else {
         format!(

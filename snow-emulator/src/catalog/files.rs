@@ -51,6 +51,66 @@ pub struct ChoiceDef {
 pub struct MapsFile {
     #[serde(default)]
     pub map: Vec<MapDef>,
+    #[serde(default)]
+    pub identification: Vec<IdentificationDef>,
+}
+
+fn next() -> String {
+    "next".to_owned()
+}
+
+fn update() -> String {
+    "update".to_owned()
+}
+
+fn skip() -> String {
+    "skip".to_owned()
+}
+
+fn create() -> String {
+    "create".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentificationDef {
+    pub name: String,
+    #[serde(default = "create")]
+    pub no_match: String,
+    #[serde(default)]
+    pub rule: Vec<IdentRuleDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentRuleDef {
+    pub case: String,
+    #[serde(default)]
+    pub documented: bool,
+    #[serde(default)]
+    pub when: Vec<ConditionDef>,
+    #[serde(rename = "match", default)]
+    pub keys: Vec<MatchDef>,
+    #[serde(default = "update")]
+    pub one: String,
+    #[serde(default = "skip")]
+    pub many: String,
+    #[serde(default = "next")]
+    pub none: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchDef {
+    pub column: String,
+    pub source: Option<String>,
+    pub differs_from: Option<String>,
+    #[serde(default)]
+    pub empty: bool,
+    pub via_table: Option<String>,
+    pub via_column: Option<String>,
 }
 
 fn default_order() -> i64 {
@@ -78,6 +138,13 @@ pub struct MapDef {
     #[serde(default)]
     pub condition: Vec<ConditionDef>,
     #[serde(default)]
+    pub context_condition: Vec<ConditionDef>,
+    pub identification: Option<String>,
+    #[serde(default = "yes")]
+    pub create: bool,
+    #[serde(default = "yes")]
+    pub row_target: bool,
+    #[serde(default)]
     pub field: Vec<FieldDef>,
 }
 
@@ -93,6 +160,7 @@ pub struct FieldDef {
     pub converter: Option<String>,
     pub equals: Option<String>,
     pub reference_field: Option<String>,
+    pub reference_table: Option<String>,
     pub choice_action: Option<String>,
     pub default: Option<String>,
     #[serde(default)]

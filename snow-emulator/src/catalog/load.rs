@@ -8,7 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use super::files::{
-    ColumnDef, ConditionDef, ImportTypesFile, MapDef, MapsFile, TableDef, TablesFile,
+    ColumnDef, ConditionDef, IdentificationDef, ImportTypesFile, MapDef, MapsFile, MatchDef,
+    TableDef, TablesFile,
 };
 use super::model::*;
 
@@ -85,6 +86,7 @@ fn valid_identifier(name: &str) -> bool {
 fn build(files: Vec<(String, String)>) -> Result<Catalog> {
     let mut table_defs: Vec<(String, TableDef)> = Vec::new();
     let mut map_defs: Vec<(String, MapDef)> = Vec::new();
+    let mut ident_defs: HashMap<String, IdentificationDef> = HashMap::new();
     let mut import_defs = Vec::new();
     let mut acl_files = Vec::new();
     let mut record_files = Vec::new();
@@ -97,6 +99,14 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
             let file: MapsFile =
                 toml::from_str(&text).with_context(|| format!("catalog file {path}"))?;
             map_defs.extend(file.map.into_iter().map(|m| (path.clone(), m)));
+            for ident in file.identification {
+                ensure!(
+                    !ident_defs.contains_key(&ident.name),
+                    "catalog file {path}: identification {:?} is declared twice",
+                    ident.name
+                );
+                ident_defs.insert(ident.name.clone(), ident);
+            }
         } else if path == "import_types.toml" {
             let file: ImportTypesFile =
                 toml::from_str(&text).with_context(|| format!("catalog file {path}"))?;
@@ -117,7 +127,7 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
         .into_iter()
         .map(|(path, def)| {
             let name = def.name.clone();
-            resolve_map(&mut catalog, def)
+            resolve_map(&mut catalog, &ident_defs, def)
                 .with_context(|| format!("catalog file {path}: transform map {name:?}"))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -421,6 +431,11 @@ fn resolve_condition(source: &Table, def: &ConditionDef) -> Result<Condition> {
         "condition on unknown source column {}",
         def.field
     );
+    build_condition(def)
+}
+
+/// A condition on a named value (a source column, or an engine context variable).
+fn build_condition(def: &ConditionDef) -> Result<Condition> {
     let lower = |v: &str| v.trim().to_lowercase();
     let lower_all = |vs: &[String]| vs.iter().map(|v| lower(v)).collect::<Vec<_>>();
     let mut ops = Vec::new();
@@ -465,7 +480,121 @@ fn mark_index(catalog: &mut Catalog, table: &str, column: &str, binary: bool) {
     }
 }
 
-fn resolve_map(catalog: &mut Catalog, def: MapDef) -> Result<TransformMap> {
+fn outcome(s: &str) -> Result<MatchOutcome> {
+    MatchOutcome::parse(s)
+        .ok_or_else(|| anyhow!("unknown outcome {s:?} (known: update, create, skip, next)"))
+}
+
+fn resolve_key(
+    catalog: &Catalog,
+    source: &Table,
+    target: &Table,
+    def: &MatchDef,
+    to_index: &mut Vec<(String, String, bool)>,
+) -> Result<MatchKey> {
+    let need_source = |s: &str| -> Result<String> {
+        ensure!(source.column(s).is_some(), "unknown source column {s}");
+        Ok(s.to_owned())
+    };
+    if let Some(via) = &def.via_table {
+        let table = catalog
+            .table(via)
+            .ok_or_else(|| anyhow!("unknown via_table {via}"))?;
+        let via_column = def
+            .via_column
+            .clone()
+            .ok_or_else(|| anyhow!("via_table {via} needs via_column"))?;
+        ensure!(
+            table.column(&via_column).is_some(),
+            "{via} has no column {via_column}"
+        );
+        let reference = table
+            .column(&def.column)
+            .filter(|c| c.reference.is_some())
+            .ok_or_else(|| anyhow!("{via} has no reference column {}", def.column))?;
+        let src = def
+            .source
+            .as_deref()
+            .ok_or_else(|| anyhow!("a via key needs `source`"))?;
+        to_index.push((via.clone(), via_column.clone(), false));
+        to_index.push((via.clone(), reference.name.clone(), false));
+        return Ok(MatchKey::Via {
+            physical: table.physical.clone(),
+            column: via_column,
+            reference: reference.name.clone(),
+            source: need_source(src)?,
+        });
+    }
+    ensure!(
+        target.column(&def.column).is_some(),
+        "unknown target column {} in a match key",
+        def.column
+    );
+    to_index.push((target.name.clone(), def.column.clone(), false));
+    let column = def.column.clone();
+    Ok(match (&def.source, &def.differs_from, def.empty) {
+        (Some(s), None, false) => MatchKey::Equals {
+            column,
+            source: need_source(s)?,
+        },
+        (None, Some(s), false) => MatchKey::Differs {
+            column,
+            source: need_source(s)?,
+        },
+        (None, None, true) => MatchKey::Empty { column },
+        _ => bail!("match key on {column} needs exactly one of source, differs_from, empty = true"),
+    })
+}
+
+fn resolve_identification(
+    catalog: &Catalog,
+    source: &Table,
+    target: &Table,
+    def: &IdentificationDef,
+    to_index: &mut Vec<(String, String, bool)>,
+) -> Result<Identification> {
+    let mut rules = Vec::new();
+    for r in &def.rule {
+        let ctx = || format!("identification {:?}, case {}", def.name, r.case);
+        rules.push(IdentRule {
+            case: r.case.clone(),
+            documented: r.documented,
+            when: r
+                .when
+                .iter()
+                .map(|c| resolve_condition(source, c))
+                .collect::<Result<Vec<_>>>()
+                .with_context(ctx)?,
+            keys: r
+                .keys
+                .iter()
+                .map(|k| resolve_key(catalog, source, target, k, to_index))
+                .collect::<Result<Vec<_>>>()
+                .with_context(ctx)?,
+            one: outcome(&r.one).with_context(ctx)?,
+            many: outcome(&r.many).with_context(ctx)?,
+            none: outcome(&r.none).with_context(ctx)?,
+            reason: r.reason.clone(),
+        });
+    }
+    let no_match = outcome(&def.no_match)?;
+    ensure!(
+        no_match != MatchOutcome::Next && no_match != MatchOutcome::Update,
+        "identification {:?}: no_match must be create or skip",
+        def.name
+    );
+    Ok(Identification {
+        name: def.name.clone(),
+        rules,
+        no_match,
+    })
+}
+
+fn resolve_map(
+    catalog: &mut Catalog,
+    idents: &HashMap<String, IdentificationDef>,
+    def: MapDef,
+) -> Result<TransformMap> {
     let source = catalog
         .table(&def.source_table)
         .ok_or_else(|| anyhow!("unknown source table {}", def.source_table))?
@@ -479,8 +608,28 @@ fn resolve_map(catalog: &mut Catalog, def: MapDef) -> Result<TransformMap> {
         .iter()
         .map(|c| resolve_condition(&source, c))
         .collect::<Result<Vec<_>>>()?;
+    let context_condition = def
+        .context_condition
+        .iter()
+        .map(build_condition)
+        .collect::<Result<Vec<_>>>()?;
     let mut fields = Vec::new();
     let mut to_index = Vec::new();
+    let identification = match &def.identification {
+        None => None,
+        Some(name) => {
+            let ident = idents
+                .get(name)
+                .ok_or_else(|| anyhow!("unknown identification {name:?}"))?;
+            Some(resolve_identification(
+                catalog,
+                &source,
+                &target,
+                ident,
+                &mut to_index,
+            )?)
+        }
+    };
     for f in def.field {
         let col = target
             .column(&f.target)
@@ -556,10 +705,17 @@ fn resolve_map(catalog: &mut Catalog, def: MapDef) -> Result<TransformMap> {
                         f.target
                     )
                 })?;
-                let referenced = col
+                let column_ref = col
                     .reference
                     .as_deref()
                     .ok_or_else(|| anyhow!("{} is not a reference column", f.target))?;
+                let referenced = f.reference_table.as_deref().unwrap_or(column_ref);
+                ensure!(
+                    catalog
+                        .table(column_ref)
+                        .is_some_and(|t| t.classes.iter().any(|c| c == referenced)),
+                    "reference_table {referenced} is not {column_ref} or one of its descendants"
+                );
                 ensure!(
                     catalog
                         .table(referenced)
@@ -567,7 +723,10 @@ fn resolve_map(catalog: &mut Catalog, def: MapDef) -> Result<TransformMap> {
                     "{referenced} has no column {field}"
                 );
                 to_index.push((referenced.to_owned(), field.clone(), false));
-                Converter::Reference { field }
+                Converter::Reference {
+                    field,
+                    table: referenced.to_owned(),
+                }
             }
             Some(other) => bail!(
                 "unknown converter {other:?} (known: bytes_to_mb, bytes_to_gb, boolean_equals, reference)"
@@ -605,6 +764,10 @@ fn resolve_map(catalog: &mut Catalog, def: MapDef) -> Result<TransformMap> {
             rules,
         });
     }
+    ensure!(
+        identification.is_none() || !fields.iter().any(|f| f.coalesce),
+        "a map matches by `identification` or by coalesce fields, not both"
+    );
     for (table, column, binary) in to_index {
         mark_index(catalog, &table, &column, binary);
     }
@@ -618,7 +781,11 @@ fn resolve_map(catalog: &mut Catalog, def: MapDef) -> Result<TransformMap> {
         insert_property: def.insert_property,
         update_property: def.update_property,
         condition,
+        context_condition,
+        create: def.create,
+        row_target: def.row_target,
         fields,
+        identification,
     })
 }
 
@@ -640,7 +807,7 @@ mod tests {
             .expect("staging");
         assert_eq!(staging.physical, "x_fls_flexera_fnms_inventory_import");
         assert!(staging.column("sys_import_state").is_some());
-        assert_eq!(c.maps_for(&staging.name).count(), 3);
+        assert_eq!(c.maps_for(&staging.name).count(), 6);
         let run = c.table("x_fls_flexera_fnms_import_run").expect("run");
         assert_eq!(run.number_prefix.as_deref(), Some("IRUN"));
     }

@@ -162,7 +162,12 @@ pub enum Converter {
     BytesToMb,
     BytesToGb,
     BooleanEquals(String),
-    Reference { field: String },
+    /// Look the value up in `table`'s `field` (`table`: the column's referenced table or
+    /// one of its descendants).
+    Reference {
+        field: String,
+        table: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +195,86 @@ pub struct FieldMap {
     pub rules: Vec<Rule>,
 }
 
+/// What an identification rule decides for one count of matching records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOutcome {
+    /// Update the one matched record (with `many`: the oldest).
+    Update,
+    /// Insert a new record.
+    Create,
+    /// Leave the row (state `skipped`, with the rule's reason).
+    Skip,
+    /// Try the next rule.
+    Next,
+}
+
+impl MatchOutcome {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "update" => Self::Update,
+            "create" => Self::Create,
+            "skip" => Self::Skip,
+            "next" => Self::Next,
+            _ => return None,
+        })
+    }
+}
+
+/// One key of an identification rule: a predicate on a target record.
+#[derive(Debug, Clone)]
+pub enum MatchKey {
+    /// `column` equals the source value (case-insensitive).
+    Equals { column: String, source: String },
+    /// `column` is set and differs from the source value.
+    Differs { column: String, source: String },
+    /// `column` is empty.
+    Empty { column: String },
+    /// A record of the table stored in `physical` with `column` = source value references
+    /// the target record through `reference` (e.g. the Serial Number table).
+    Via {
+        physical: String,
+        column: String,
+        reference: String,
+        source: String,
+    },
+}
+
+impl MatchKey {
+    /// The staging column whose value the key needs, if any.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Self::Equals { source, .. }
+            | Self::Differs { source, .. }
+            | Self::Via { source, .. } => Some(source),
+            Self::Empty { .. } => None,
+        }
+    }
+}
+
+/// One case of an identification matrix, tried in order (in the spirit of ServiceNow's IRE
+/// identification rules): applies when its `when` conditions hold and every source value its
+/// keys need is non-empty; then the number of target records matching all keys decides.
+#[derive(Debug, Clone)]
+pub struct IdentRule {
+    pub case: String,
+    pub documented: bool,
+    pub when: Vec<Condition>,
+    pub keys: Vec<MatchKey>,
+    pub one: MatchOutcome,
+    pub many: MatchOutcome,
+    pub none: MatchOutcome,
+    pub reason: String,
+}
+
+/// A named, ordered list of identification rules; `no_match` decides when every rule said
+/// `next` (or none applied).
+#[derive(Debug, Clone)]
+pub struct Identification {
+    pub name: String,
+    pub rules: Vec<IdentRule>,
+    pub no_match: MatchOutcome,
+}
+
 #[derive(Debug, Clone)]
 pub struct TransformMap {
     pub name: String,
@@ -201,6 +286,16 @@ pub struct TransformMap {
     pub insert_property: Option<String>,
     pub update_property: Option<String>,
     pub condition: Vec<Condition>,
+    /// Conditions on the engine's context variables (e.g. `installation_target`), which the
+    /// caller computes; a map whose context conditions fail does not run.
+    pub context_condition: Vec<Condition>,
+    /// Matching by identification rules instead of coalesce fields.
+    pub identification: Option<Identification>,
+    /// False: never insert (a row that matches nothing is skipped).
+    pub create: bool,
+    /// False: a map that writes a related record (a serial number, a contract's covered CI);
+    /// its result goes into the row's comment but never becomes the row's target.
+    pub row_target: bool,
     pub fields: Vec<FieldMap>,
 }
 

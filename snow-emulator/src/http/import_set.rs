@@ -31,7 +31,10 @@ fn transform_engine<'c>(
     staging: &Table,
     user: &str,
 ) -> Result<Engine<'c>, ApiError> {
-    Ok(Engine::new(conn, catalog, &staging.name, user)?)
+    // The same context the app's worker builds: properties, plugins, run-as user, one time.
+    let context =
+        crate::app::routing::engine_context(conn, catalog, user, crate::clock::now_string())?;
+    Ok(Engine::new(catalog, &staging.name, context)?)
 }
 
 fn staging_table<'c>(
@@ -94,7 +97,7 @@ fn stage(
     let mut fields: Fields = row.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (k, v) in [
         ("sys_import_row", index.to_string()),
-        ("sys_import_state", outcome.state.to_owned()),
+        ("sys_import_state", outcome.state.as_str().to_owned()),
         ("sys_import_state_comment", outcome.comment.clone()),
         ("sys_row_error", outcome.error.clone()),
         ("sys_target_sys_id", outcome.target_sys_id.clone()),
@@ -130,7 +133,7 @@ fn result_element(
             )),
         );
     }
-    out.insert("status".into(), json!(outcome.state));
+    out.insert("status".into(), json!(outcome.state.as_str()));
     out.insert("sys_id".into(), json!(outcome.target_sys_id));
     if !outcome.comment.is_empty() {
         out.insert("status_message".into(), json!(outcome.comment));

@@ -5,8 +5,18 @@
 //! keeps target values the source leaves empty; an update that changes nothing is
 //! "ignored". Converters are a small fixed set named in the map files.
 //!
+//! A map may match by `identification` (an ordered case matrix, see [`identify`]) instead of
+//! coalesce fields, and may be limited to some values of a context variable
+//! (`context_condition`). The caller passes an [`EngineContext`]: property values, context
+//! variables, the run-as user and the transaction's timestamp; the engine reads nothing else.
+//!
 //! Statements are prepared once per map and cached by SQLite; the caller wraps a whole
 //! Import Transaction in one SQLite transaction.
+
+mod context;
+mod identify;
+
+pub use context::{EngineContext, RowState};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,7 +41,7 @@ fn round_div(n: i64, unit: i64) -> i64 {
 /// What happened to one staging row (its `sys_import_*` columns).
 #[derive(Debug, Clone, Default)]
 pub struct RowOutcome {
-    pub state: &'static str,
+    pub state: RowState,
     pub target_sys_id: String,
     pub target_table: String,
     pub transform_map: String,
@@ -47,6 +57,9 @@ struct PreparedMap<'c> {
     /// For each field map, its position in `cols`.
     field_pos: Vec<usize>,
     select_sql: String,
+    /// The current values of one record, by sys_id (after identification).
+    by_id_sql: String,
+    ident: Option<identify::PreparedIdent<'c>>,
     insert_sql: String,
     update_sql: String,
     class_params: Vec<Value>,
@@ -59,7 +72,7 @@ struct PreparedMap<'c> {
 pub struct Engine<'c> {
     catalog: &'c Catalog,
     maps: Vec<PreparedMap<'c>>,
-    user: String,
+    ctx: EngineContext,
     /// Resolved references (table, field, value folded like SQLite's NOCASE) → sys_id. Only
     /// hits are kept: records are not deleted while a transaction is processed, so a hit
     /// stays true, while a miss may not (a map may insert the record).
@@ -69,26 +82,21 @@ pub struct Engine<'c> {
 /// Bound on the reference cache (distinct model numbers, publishers… per transaction).
 const REFERENCE_CACHE: usize = 50_000;
 
-fn property_allows(
-    conn: &Connection,
-    catalog: &Catalog,
-    name: Option<&str>,
-) -> Result<bool, StoreError> {
-    let Some(name) = name else { return Ok(true) };
-    Ok(crate::app::property(conn, catalog, name)?.as_deref() != Some("false"))
-}
-
 impl<'c> Engine<'c> {
-    /// Prepares the active maps whose source is `source_table`. Integration properties named
-    /// by the maps are read now, once per Import Transaction.
+    /// Prepares the active maps whose source is `source_table` and whose context conditions
+    /// hold for `ctx`.
     pub fn new(
-        conn: &Connection,
         catalog: &'c Catalog,
         source_table: &str,
-        user: &str,
+        ctx: EngineContext,
     ) -> Result<Self, StoreError> {
         let mut maps = Vec::new();
-        for map in catalog.maps_for(source_table) {
+        let in_context = |m: &&TransformMap| {
+            m.context_condition
+                .iter()
+                .all(|c| c.holds(ctx.variables.get(&c.field).map(String::as_str)))
+        };
+        for map in catalog.maps_for(source_table).filter(in_context) {
             let target = catalog.table(&map.target_table).ok_or_else(|| {
                 StoreError::Invalid(format!("unknown target table {}", map.target_table))
             })?;
@@ -132,6 +140,10 @@ impl<'c> Engine<'c> {
                     coalesce.join(" AND ")
                 }
             );
+            let by_id_sql = format!(
+                "SELECT sys_id, {} FROM {phys} WHERE sys_id = ?",
+                select_cols.join(", ")
+            );
             let insert_sql = format!(
                 "INSERT INTO {phys} ({}) VALUES ({})",
                 target
@@ -157,8 +169,13 @@ impl<'c> Engine<'c> {
                 .collect();
             maps.push(PreparedMap {
                 insert_pos,
-                allow_insert: property_allows(conn, catalog, map.insert_property.as_deref())?,
-                allow_update: property_allows(conn, catalog, map.update_property.as_deref())?,
+                allow_insert: ctx.allows(map.insert_property.as_deref()),
+                allow_update: ctx.allows(map.update_property.as_deref()),
+                ident: map
+                    .identification
+                    .as_ref()
+                    .map(|i| identify::PreparedIdent::new(i, target)),
+                by_id_sql,
                 map,
                 target,
                 cols,
@@ -172,7 +189,7 @@ impl<'c> Engine<'c> {
         Ok(Self {
             catalog,
             maps,
-            user: user.to_owned(),
+            ctx,
             references: RefCell::new(HashMap::new()),
         })
     }
@@ -187,14 +204,7 @@ impl<'c> Engine<'c> {
         conn: &Connection,
         row: &HashMap<String, String>,
     ) -> Result<RowOutcome, StoreError> {
-        let mut outcome = RowOutcome {
-            state: if self.maps.is_empty() {
-                "pending"
-            } else {
-                "ignored"
-            },
-            ..RowOutcome::default()
-        };
+        let mut outcome = RowOutcome::default();
         let mut notes = Vec::new();
         for pm in &self.maps {
             let holds =
@@ -208,7 +218,7 @@ impl<'c> Engine<'c> {
                 Err(why) => {
                     notes.push(format!("{}: error: {why}", pm.map.name));
                     outcome.error = why;
-                    outcome.state = "error";
+                    outcome.state = RowState::Error;
                     outcome.transform_map = pm.map.name.clone();
                     outcome.target_table = pm.target.name.clone();
                     continue;
@@ -218,7 +228,8 @@ impl<'c> Engine<'c> {
                 Some(n) => format!("{}: {state} ({n})", pm.map.name),
                 None => format!("{}: {state}", pm.map.name),
             });
-            if outcome.state != "error" {
+            let shown = pm.map.row_target || outcome.state == RowState::Pending;
+            if shown && state.rank() >= outcome.state.rank() {
                 outcome.state = state;
                 outcome.target_sys_id = sys_id;
                 outcome.target_table = pm.target.name.clone();
@@ -226,6 +237,7 @@ impl<'c> Engine<'c> {
             }
         }
         outcome.comment = if notes.is_empty() && !self.maps.is_empty() {
+            outcome.state = RowState::Ignored;
             "No transform map condition matched".to_owned()
         } else {
             notes.join("; ")
@@ -278,8 +290,8 @@ impl<'c> Engine<'c> {
             Converter::BooleanEquals(expected) => Ok(Some(Value::Integer(i64::from(
                 raw.eq_ignore_ascii_case(expected),
             )))),
-            Converter::Reference { field } => {
-                self.reference(conn, col, field, raw, f.choice_action)?
+            Converter::Reference { field, table } => {
+                self.reference(conn, col, table, field, raw, f.choice_action)?
             }
         })
     }
@@ -290,11 +302,12 @@ impl<'c> Engine<'c> {
         &self,
         conn: &Connection,
         col: &Column,
+        table: &str,
         field: &str,
         raw: &str,
         action: ChoiceAction,
     ) -> Result<Result<Option<Value>, String>, StoreError> {
-        let Some(table) = col.reference.as_deref().and_then(|t| self.catalog.table(t)) else {
+        let Some(table) = self.catalog.table(table) else {
             return Ok(Err(format!("{} is not a reference column", col.name)));
         };
         let key = (
@@ -336,23 +349,22 @@ impl<'c> Engine<'c> {
             (None, ChoiceAction::Create) => {
                 let values = [(field.to_owned(), raw.to_owned())].into_iter().collect();
                 Ok(Some(Value::Text(store::insert(
-                    conn, table, &values, &self.user,
+                    conn,
+                    table,
+                    &values,
+                    &self.ctx.user,
                 )?)))
             }
         })
     }
 
     /// Runs one map on one row: `Ok(Ok((state, target sys_id, note)))`, or the row's error.
-    #[expect(
-        clippy::type_complexity,
-        reason = "inner Result is the row-level outcome"
-    )]
     fn apply(
         &self,
         conn: &Connection,
         pm: &PreparedMap<'_>,
         row: &HashMap<String, String>,
-    ) -> Result<Result<(&'static str, String, Option<String>), String>, StoreError> {
+    ) -> Result<Result<Applied, String>, StoreError> {
         let mut values: Vec<Option<Value>> = vec![None; pm.cols.len()];
         for (f, &pos) in pm.map.fields.iter().zip(&pm.field_pos) {
             match self.field_value(conn, pm, f, pm.cols[pos], row)? {
@@ -361,108 +373,174 @@ impl<'c> Engine<'c> {
                 Err(why) => return Ok(Err(why)),
             }
         }
+        let (existing, note) = match self.find_target(conn, pm, row, &values)? {
+            Found::Record(id, current, note) => (Some((id, current)), note),
+            Found::Nothing(note) => (None, note),
+            Found::Skip(note) => return Ok(Ok((RowState::Skipped, String::new(), Some(note)))),
+        };
+        Ok(Ok(match existing {
+            Some((sys_id, current)) => self.update(conn, pm, sys_id, current, values, note)?,
+            None if !pm.map.create => (
+                RowState::Skipped,
+                String::new(),
+                Some(join_note(
+                    note,
+                    "no matching record; this map never creates",
+                )),
+            ),
+            None if !pm.allow_insert => (
+                RowState::Ignored,
+                String::new(),
+                Some(join_note(note, "inserts disabled by property")),
+            ),
+            None => (RowState::Inserted, self.insert(conn, pm, values)?, note),
+        }))
+    }
+
+    /// Finds the record a row maps to: by identification rules, else by coalesce fields.
+    fn find_target(
+        &self,
+        conn: &Connection,
+        pm: &PreparedMap<'_>,
+        row: &HashMap<String, String>,
+        values: &[Option<Value>],
+    ) -> Result<Found, StoreError> {
+        if let Some(ident) = &pm.ident {
+            return Ok(match ident.decide(conn, row)? {
+                identify::Decision::Update { sys_id, note } => {
+                    match self.current(conn, &pm.by_id_sql, pm, vec![Value::Text(sys_id)])? {
+                        Some((id, cur)) => Found::Record(id, cur, Some(note)),
+                        None => Found::Nothing(Some(note)),
+                    }
+                }
+                identify::Decision::Create { note } => Found::Nothing(Some(note)),
+                identify::Decision::Skip { note } => Found::Skip(note),
+            });
+        }
         let mut keys = Vec::new();
         for (f, &pos) in pm.map.fields.iter().zip(&pm.field_pos) {
             if f.coalesce {
                 match &values[pos] {
                     Some(v) if *v != Value::Null => keys.push(v.clone()),
-                    _ => {
-                        return Ok(Ok((
-                            "skipped",
-                            String::new(),
-                            Some(format!("coalesce field {} is empty", f.target)),
-                        )));
-                    }
+                    _ => return Ok(Found::Skip(format!("coalesce field {} is empty", f.target))),
                 }
             }
         }
-        let existing = if keys.is_empty() {
-            None
-        } else {
-            let mut params = keys;
-            params.extend(pm.class_params.iter().cloned());
-            let mut stmt = conn.prepare_cached(&pm.select_sql)?;
-            stmt.query_row(params_from_iter(params), |r| {
+        if keys.is_empty() {
+            return Ok(Found::Nothing(None));
+        }
+        keys.extend(pm.class_params.iter().cloned());
+        Ok(match self.current(conn, &pm.select_sql, pm, keys)? {
+            Some((id, cur)) => Found::Record(id, cur, None),
+            None => Found::Nothing(None),
+        })
+    }
+
+    /// The sys_id and current mapped values of the record a query finds.
+    fn current(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        pm: &PreparedMap<'_>,
+        params: Vec<Value>,
+    ) -> Result<Option<(String, Vec<Value>)>, StoreError> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        Ok(stmt
+            .query_row(params_from_iter(params), |r| {
                 let id: String = r.get(0)?;
                 let current = (0..pm.cols.len())
                     .map(|i| r.get::<_, Value>(i + 1))
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok((id, current))
             })
-            .optional()?
-        };
-        let now = crate::clock::now_string();
-        match existing {
-            Some((sys_id, mut current)) => {
-                if !pm.allow_update {
-                    return Ok(Ok((
-                        "ignored",
-                        sys_id,
-                        Some("updates disabled by property".into()),
-                    )));
-                }
-                let mut changed = false;
-                for (slot, v) in current.iter_mut().zip(values) {
-                    if let Some(v) = v
-                        && *slot != v
-                    {
-                        *slot = v;
-                        changed = true;
-                    }
-                }
-                if !changed {
-                    return Ok(Ok((
-                        "ignored",
-                        sys_id,
-                        Some("no field values changed".into()),
-                    )));
-                }
-                let mut params = current;
-                params.push(Value::Text(now));
-                params.push(Value::Text(self.user.clone()));
-                params.push(Value::Text(sys_id.clone()));
-                conn.prepare_cached(&pm.update_sql)?
-                    .execute(params_from_iter(params))?;
-                Ok(Ok(("updated", sys_id, None)))
-            }
-            None => {
-                if !pm.allow_insert {
-                    return Ok(Ok((
-                        "ignored",
-                        String::new(),
-                        Some("inserts disabled by property".into()),
-                    )));
-                }
-                let sys_id = new_sys_id();
-                let mut params = Vec::with_capacity(pm.target.columns.len());
-                for (col, pos) in pm.target.columns.iter().zip(&pm.insert_pos) {
-                    let mapped = pos.and_then(|p| values[p].take());
-                    params.push(match col.name.as_str() {
-                        "sys_id" => Value::Text(sys_id.clone()),
-                        "sys_class_name" => {
-                            mapped.unwrap_or_else(|| Value::Text(pm.target.name.clone()))
-                        }
-                        "sys_created_on" | "sys_updated_on" => Value::Text(now.clone()),
-                        "sys_created_by" | "sys_updated_by" => Value::Text(self.user.clone()),
-                        "sys_mod_count" => Value::Integer(0),
-                        "number" if mapped.is_none() && pm.target.number_prefix.is_some() => {
-                            next_number(conn, pm.target)?.map_or(Value::Null, Value::Text)
-                        }
-                        _ => match mapped {
-                            Some(v) => v,
-                            None => col
-                                .default
-                                .as_deref()
-                                .and_then(|d| to_sql(col.kind, d).ok())
-                                .unwrap_or(Value::Null),
-                        },
-                    });
-                }
-                conn.prepare_cached(&pm.insert_sql)?
-                    .execute(params_from_iter(params))?;
-                Ok(Ok(("inserted", sys_id, None)))
+            .optional()?)
+    }
+
+    fn update(
+        &self,
+        conn: &Connection,
+        pm: &PreparedMap<'_>,
+        sys_id: String,
+        mut current: Vec<Value>,
+        values: Vec<Option<Value>>,
+        note: Option<String>,
+    ) -> Result<Applied, StoreError> {
+        if !pm.allow_update {
+            let note = join_note(note, "updates disabled by property");
+            return Ok((RowState::Ignored, sys_id, Some(note)));
+        }
+        let mut changed = false;
+        for (slot, v) in current.iter_mut().zip(values) {
+            if let Some(v) = v
+                && *slot != v
+            {
+                *slot = v;
+                changed = true;
             }
         }
+        if !changed {
+            let note = join_note(note, "no field values changed");
+            return Ok((RowState::Ignored, sys_id, Some(note)));
+        }
+        let mut params = current;
+        params.push(Value::Text(self.ctx.now.clone()));
+        params.push(Value::Text(self.ctx.user.clone()));
+        params.push(Value::Text(sys_id.clone()));
+        conn.prepare_cached(&pm.update_sql)?
+            .execute(params_from_iter(params))?;
+        Ok((RowState::Updated, sys_id, note))
+    }
+
+    fn insert(
+        &self,
+        conn: &Connection,
+        pm: &PreparedMap<'_>,
+        mut values: Vec<Option<Value>>,
+    ) -> Result<String, StoreError> {
+        let sys_id = new_sys_id();
+        let now = &self.ctx.now;
+        let mut params = Vec::with_capacity(pm.target.columns.len());
+        for (col, pos) in pm.target.columns.iter().zip(&pm.insert_pos) {
+            let mapped = pos.and_then(|p| values[p].take());
+            params.push(match col.name.as_str() {
+                "sys_id" => Value::Text(sys_id.clone()),
+                "sys_class_name" => mapped.unwrap_or_else(|| Value::Text(pm.target.name.clone())),
+                "sys_created_on" | "sys_updated_on" => Value::Text(now.clone()),
+                "sys_created_by" | "sys_updated_by" => Value::Text(self.ctx.user.clone()),
+                "sys_mod_count" => Value::Integer(0),
+                "number" if mapped.is_none() && pm.target.number_prefix.is_some() => {
+                    next_number(conn, pm.target)?.map_or(Value::Null, Value::Text)
+                }
+                _ => match mapped {
+                    Some(v) => v,
+                    None => col
+                        .default
+                        .as_deref()
+                        .and_then(|d| to_sql(col.kind, d).ok())
+                        .unwrap_or(Value::Null),
+                },
+            });
+        }
+        conn.prepare_cached(&pm.insert_sql)?
+            .execute(params_from_iter(params))?;
+        Ok(sys_id)
+    }
+}
+
+/// One map's result on one row: state, target sys_id, note for the row's comment.
+type Applied = (RowState, String, Option<String>);
+
+/// The record a row maps to.
+enum Found {
+    Record(String, Vec<Value>, Option<String>),
+    Nothing(Option<String>),
+    Skip(String),
+}
+
+fn join_note(note: Option<String>, more: &str) -> String {
+    match note {
+        Some(n) => format!("{n}; {more}"),
+        None => more.to_owned(),
     }
 }
 

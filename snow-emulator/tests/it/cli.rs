@@ -24,7 +24,7 @@ fn help_documents_options_and_environment() {
     let help = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "--listen <ADDR>",
-        "[env: SNOW_LISTEN=]",
+        "[env: SNOW_LISTEN]",
         "[default: 127.0.0.1:8080]",
         "--db <PATH>",
         "--catalog <DIR>",
@@ -33,7 +33,7 @@ fn help_documents_options_and_environment() {
         "--tls-key <PEM>",
         "[env: SNOW_ADMIN_PASSWORD]",
         "[env: SNOW_INTEGRATION_PASSWORD]",
-        "[env: SNOW_OAUTH_CLIENT_ID=]",
+        "[env: SNOW_OAUTH_CLIENT_ID]",
         "[env: SNOW_OAUTH_CLIENT_SECRET]",
         "Exit status",
     ] {

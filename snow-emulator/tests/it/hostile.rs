@@ -235,7 +235,7 @@ async fn controls_are_open_on_loopback() {
         .expect("send");
     let catalog: Value = r.json().await.expect("json");
     let maps = catalog["transform_maps"].as_array().expect("maps");
-    assert_eq!(maps.len(), 3);
+    assert_eq!(maps.len(), 14);
     assert!(
         catalog["tables"]
             .as_array()

@@ -224,7 +224,7 @@ async fn advancing_the_clock_expires_access_and_refresh_tokens() {
         let emu = &emu;
         async move {
             emu.client
-                .get(emu.url("/api/now/table/sys_user?sysparm_limit=1"))
+                .get(emu.url("/api/now/table/x_fls_flexera_fnms_import_run?sysparm_limit=1"))
                 .bearer_auth(token)
                 .send()
                 .await

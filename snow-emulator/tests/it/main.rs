@@ -1,6 +1,7 @@
 //! Integration tests: the emulator runs in-process on 127.0.0.1:0 and is driven over HTTP,
 //! as the exporter and real ServiceNow clients drive it.
 
+mod app_maps;
 mod catalog;
 mod check;
 mod cli;

@@ -110,7 +110,7 @@ async fn golden_inventory_lands_in_the_cmdb() {
         assert_eq!(c["sys_class_name"], class, "{name}");
         assert_eq!(c["ram"], ram, "{name}");
         assert_eq!(c["virtual"], virt, "{name}");
-        assert_eq!(c["x_fls_flexera_fnms_computer_id"], id, "{name}");
+        assert_eq!(c["x_fls_flexera_fnms_flexera_unique_id"], id, "{name}");
         let model_ref = c["model_id"]["value"].as_str().expect("model reference");
         assert_eq!(model_ids[model_ref], model, "{name}");
     }
@@ -136,7 +136,7 @@ async fn golden_inventory_lands_in_the_cmdb() {
     assert_eq!(vm["cpus"], "2");
     assert_eq!(vm["disks_size"], "100");
     assert_eq!(vm["vm_inst_id"], "VMware-42 1a 2b 3c 4d 5e 6f 70");
-    assert_eq!(vm["x_fls_flexera_fnms_computer_id"], "3");
+    assert_eq!(vm["x_fls_flexera_fnms_flexera_unique_id"], "3");
 
     let staged = emu
         .records(
@@ -303,7 +303,7 @@ async fn rows_without_coalesce_values_or_with_bad_values() {
     let emu = Emulator::start().await;
     let token = emu.token().await;
     let records = vec![
-        vec![("ComputerName", "no-id")],
+        vec![("DeviceType", "Computer")],
         vec![
             ("ComputerID", "9"),
             ("ComputerName", "bad-ram"),

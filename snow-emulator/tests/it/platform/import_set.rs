@@ -32,7 +32,10 @@ async fn one_row_is_staged_and_transformed_synchronously() {
             .is_some_and(|l| l.ends_with(&format!("/api/now/table/cmdb_ci_computer/{id}")))
     );
     let ci = emu
-        .records("cmdb_ci_computer", "x_fls_flexera_fnms_computer_id=42")
+        .records(
+            "cmdb_ci_computer",
+            "x_fls_flexera_fnms_flexera_unique_id=42",
+        )
         .await;
     assert_eq!(ci.len(), 1);
     assert_eq!(ci[0]["serial_number"], "SN42");

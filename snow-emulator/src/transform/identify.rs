@@ -1,0 +1,139 @@
+//! Identification rules (a map's `identification`): an ordered matrix of cases, each a set of
+//! keys, compiled once per Import Transaction into one prepared query per case.
+
+use std::collections::HashMap;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, params_from_iter};
+
+use crate::catalog::{Identification, MatchKey, MatchOutcome, Table};
+use crate::store::{StoreError, class_filter_unindexed as class_filter, quote};
+
+/// What the matrix decided for one row.
+#[derive(Debug)]
+pub enum Decision {
+    Update { sys_id: String, note: String },
+    Create { note: String },
+    Skip { note: String },
+}
+
+pub struct PreparedIdent<'c> {
+    ident: &'c Identification,
+    /// Per rule, a query returning at most two matching sys_ids.
+    sql: Vec<String>,
+    class_params: Vec<Value>,
+}
+
+fn key_sql(key: &MatchKey) -> String {
+    match key {
+        MatchKey::Equals { column, .. } => format!("{} = ?", quote(column)),
+        MatchKey::Differs { column, .. } => {
+            format!(
+                "({0} IS NOT NULL AND {0} != '' AND {0} != ?)",
+                quote(column)
+            )
+        }
+        MatchKey::Empty { column } => format!("({0} IS NULL OR {0} = '')", quote(column)),
+        MatchKey::Via {
+            physical,
+            column,
+            reference,
+            ..
+        } => format!(
+            "sys_id IN (SELECT {} FROM {} WHERE {} = ?)",
+            quote(reference),
+            quote(physical),
+            quote(column)
+        ),
+    }
+}
+
+impl<'c> PreparedIdent<'c> {
+    pub fn new(ident: &'c Identification, target: &Table) -> Self {
+        let (filter, class_params) = class_filter(target);
+        let sql = ident
+            .rules
+            .iter()
+            .map(|rule| {
+                let mut keys: Vec<String> = rule.keys.iter().map(key_sql).collect();
+                keys.push("1=1".to_owned());
+                format!(
+                    "SELECT sys_id FROM {} WHERE {} AND {filter} LIMIT 2",
+                    quote(&target.physical),
+                    keys.join(" AND ")
+                )
+            })
+            .collect();
+        Self {
+            ident,
+            sql,
+            class_params,
+        }
+    }
+
+    /// Runs the cases in order until one decides.
+    pub fn decide(
+        &self,
+        conn: &Connection,
+        row: &HashMap<String, String>,
+    ) -> Result<Decision, StoreError> {
+        let value = |c: &str| row.get(c).map(|v| v.trim()).filter(|v| !v.is_empty());
+        for (rule, sql) in self.ident.rules.iter().zip(&self.sql) {
+            if !rule.when.iter().all(|c| c.holds(value(&c.field))) {
+                continue;
+            }
+            let mut params = Vec::with_capacity(rule.keys.len() + self.class_params.len());
+            let mut applies = true;
+            for key in &rule.keys {
+                if let Some(source) = key.source() {
+                    match value(source) {
+                        Some(v) => params.push(Value::Text(v.to_owned())),
+                        None => applies = false,
+                    }
+                }
+            }
+            if !applies {
+                continue;
+            }
+            params.extend(self.class_params.iter().cloned());
+            // A case without keys decides by its `none` outcome alone.
+            let ids: Vec<String> = if rule.keys.is_empty() {
+                Vec::new()
+            } else {
+                conn.prepare_cached(sql)?
+                    .query_map(params_from_iter(params), |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let (outcome, found) = match ids.len() {
+                0 => (rule.none, "matched no record"),
+                1 => (rule.one, "matched one record"),
+                _ => (rule.many, "matched several records"),
+            };
+            let origin = if rule.documented {
+                "documented"
+            } else {
+                "designed"
+            };
+            let note = format!(
+                "{} case {}: {found}: {} [{origin}]",
+                self.ident.name, rule.case, rule.reason
+            );
+            match outcome {
+                MatchOutcome::Next => continue,
+                MatchOutcome::Update => {
+                    let sys_id = ids.into_iter().next().ok_or_else(|| {
+                        StoreError::Invalid(format!("{note}: `update` needs a matched record"))
+                    })?;
+                    return Ok(Decision::Update { sys_id, note });
+                }
+                MatchOutcome::Create => return Ok(Decision::Create { note }),
+                MatchOutcome::Skip => return Ok(Decision::Skip { note }),
+            }
+        }
+        let note = format!("{}: no case matched a record", self.ident.name);
+        Ok(match self.ident.no_match {
+            MatchOutcome::Skip => Decision::Skip { note },
+            _ => Decision::Create { note },
+        })
+    }
+}

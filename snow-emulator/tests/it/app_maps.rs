@@ -1,0 +1,386 @@
+//! The Flexera app's transform maps beyond hardware: computer matching (the case matrix, fed
+//! by fixtures/emulator/coalesce.toml), installed-application routing
+//! (fixtures/emulator/routing.toml), contracts and their covered computers, removed
+//! computers, source-of-truth properties and a second full export.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::check::{Emulator, fixture_json, inventory_xml, segment};
+
+const INVENTORY_RUN: &str = "11111111-1111-4111-8111-111111111111";
+const CONTRACT_RUN: &str = "22222222-2222-4222-8222-222222222222";
+const APPLICATION_RUN: &str = "33333333-3333-4333-8333-333333333333";
+
+/// Every target table of the app's maps.
+const TARGETS: [&str; 12] = [
+    "cmdb_model",
+    "cmdb_ci_computer",
+    "cmdb_ci_vm_instance",
+    "cmdb_serial_number",
+    "ast_contract",
+    "ast_lease",
+    "contract_rel_ci",
+    "cmdb_software_product_model",
+    "cmdb_sam_sw_discovery_model",
+    "cmdb_sam_sw_install",
+    "cmdb_ci_spkg",
+    "cmdb_software_instance",
+];
+
+fn emulator_fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/emulator")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    toml::from_str(&text).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+async fn create(emu: &Emulator, table: &str, body: &Value) -> String {
+    let r = emu
+        .send(Method::POST, &format!("/api/now/table/{table}"), body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["result"]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned()
+}
+
+/// Sets a record's fields, found by `key=value`.
+async fn set(emu: &Emulator, table: &str, query: &str, body: Value) {
+    let found = emu.records(table, query).await;
+    let id = found[0]["sys_id"].as_str().expect("record");
+    let r = emu
+        .send(
+            Method::PATCH,
+            &format!("/api/now/table/{table}/{id}"),
+            &body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn set_property(emu: &Emulator, name: &str, value: &str) {
+    set(
+        emu,
+        "sys_properties",
+        &format!("name={name}"),
+        json!({"value": value}),
+    )
+    .await;
+}
+
+/// Imports inventory records as one single-segment run.
+async fn import_inventory(emu: &Emulator, token: &str, run: &str, records: &[Vec<(&str, &str)>]) {
+    let tid = uuid::Uuid::new_v4().to_string();
+    let xml = inventory_xml(records);
+    let r = emu
+        .fnms(
+            token,
+            &segment(
+                &tid,
+                "inventory_export",
+                run,
+                1,
+                true,
+                &xml,
+                records.len() as i64,
+            ),
+        )
+        .await;
+    assert_eq!(r["returnCode"], 0, "{r}");
+    emu.wait_run(token, run).await;
+}
+
+/// Sends a golden request (with a fresh transaction and run id when `fresh`) and waits.
+async fn golden(emu: &Emulator, token: &str, name: &str, run: &str, fresh: bool) -> Value {
+    let mut body = fixture_json(&format!("requests/{name}.json"));
+    let run = if fresh {
+        let id = uuid::Uuid::new_v4().to_string();
+        body["transactionId"] = json!(uuid::Uuid::new_v4().to_string());
+        body["importRunId"] = json!(id);
+        id
+    } else {
+        run.to_owned()
+    };
+    let r = emu.fnms(token, &body).await;
+    if r["returnCode"] == 0 {
+        emu.wait_run(token, &run).await;
+    }
+    r
+}
+
+async fn counts(emu: &Emulator) -> BTreeMap<&'static str, usize> {
+    let mut out = BTreeMap::new();
+    for t in TARGETS {
+        out.insert(t, emu.records(t, "").await.len());
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct CoalesceFile {
+    case: Vec<CoalesceCase>,
+}
+
+#[derive(Deserialize)]
+struct CoalesceCase {
+    case: String,
+    existing: Vec<BTreeMap<String, String>>,
+    #[serde(default)]
+    serial_table: Vec<SerialRow>,
+    record: BTreeMap<String, String>,
+    state: String,
+    target: Option<usize>,
+    computers: usize,
+}
+
+#[derive(Deserialize)]
+struct SerialRow {
+    serial_number: String,
+    ci: usize,
+}
+
+async fn run_coalesce_case(c: &CoalesceCase) {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    let mut ids = Vec::new();
+    for computer in &c.existing {
+        ids.push(create(&emu, "cmdb_ci_computer", &json!(computer)).await);
+    }
+    for s in &c.serial_table {
+        let body = json!({"serial_number": s.serial_number, "cmdb_ci": ids[s.ci]});
+        create(&emu, "cmdb_serial_number", &body).await;
+    }
+    let record: Vec<(&str, &str)> = c
+        .record
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    import_inventory(&emu, &token, INVENTORY_RUN, &[record]).await;
+    let rows = emu.records("x_fls_flexera_fnms_inventory_import", "").await;
+    let comment = rows[0]["sys_import_state_comment"]
+        .as_str()
+        .unwrap_or_default();
+    let want = format!(
+        "FNMS Inventory -> Computer: {} (FNMS Computer case {}:",
+        c.state, c.case
+    );
+    assert!(comment.contains(&want), "case {}: {comment}", c.case);
+    let computers = emu.records("cmdb_ci_computer", "").await;
+    assert_eq!(computers.len(), c.computers, "case {}", c.case);
+    if let Some(t) = c.target {
+        let updated = computers
+            .iter()
+            .find(|r| r["sys_id"] == json!(ids[t]))
+            .expect("target still exists");
+        let id = c.record.get("ComputerID").map(String::as_str).unwrap_or("");
+        assert_eq!(
+            updated["x_fls_flexera_fnms_flexera_unique_id"], id,
+            "case {}",
+            c.case
+        );
+        assert_eq!(
+            updated["name"],
+            c.record
+                .get("ComputerName")
+                .map(String::as_str)
+                .unwrap_or(""),
+            "case {}",
+            c.case
+        );
+    }
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn every_computer_matching_case_behaves_as_the_matrix_says() {
+    let file: CoalesceFile = emulator_fixture("coalesce.toml");
+    let mut seen: Vec<&str> = file.case.iter().map(|c| c.case.as_str()).collect();
+    seen.dedup();
+    assert_eq!(seen.len(), 14, "one fixture per case at least: {seen:?}");
+    for c in &file.case {
+        run_coalesce_case(c).await;
+    }
+}
+
+#[derive(Deserialize)]
+struct RoutingFile {
+    case: Vec<RoutingCase>,
+}
+
+#[derive(Deserialize)]
+struct RoutingCase {
+    property: String,
+    sam_plugin: bool,
+    #[serde(default)]
+    refused: bool,
+    #[serde(default)]
+    counts: BTreeMap<String, usize>,
+}
+
+#[tokio::test]
+async fn installed_applications_follow_the_property_and_the_plugin() {
+    let file: RoutingFile = emulator_fixture("routing.toml");
+    assert_eq!(file.case.len(), 8);
+    for c in &file.case {
+        let what = format!("{} / plugin {}", c.property, c.sam_plugin);
+        let emu = Emulator::start().await;
+        let token = emu.token().await;
+        set_property(&emu, "x_fls_flexera_fnms.installation_tables", &c.property).await;
+        if !c.sam_plugin {
+            set(
+                &emu,
+                "sys_plugins",
+                "id=com.snc.sams",
+                json!({"active": "inactive"}),
+            )
+            .await;
+        }
+        golden(&emu, &token, "inventory_export", INVENTORY_RUN, false).await;
+        let r = golden(&emu, &token, "application_export", APPLICATION_RUN, false).await;
+        if c.refused {
+            assert_eq!(r["returnCode"], 30, "{what}: {r}");
+        } else {
+            assert_eq!(r["returnCode"], 0, "{what}: {r}");
+            for (table, n) in &c.counts {
+                assert_eq!(emu.records(table, "").await.len(), *n, "{what}: {table}");
+            }
+        }
+        emu.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn contracts_land_as_leases_linked_to_the_inventory_computers() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    golden(&emu, &token, "inventory_export", INVENTORY_RUN, false).await;
+    golden(&emu, &token, "contract_export", CONTRACT_RUN, false).await;
+    let leases = emu.records("ast_lease", "").await;
+    assert_eq!(leases.len(), 1);
+    let lease = &leases[0];
+    assert_eq!(lease["x_fls_flexera_fnms_contract_id"], "1");
+    assert_eq!(lease["vendor_contract"], "CTR-2024-0042");
+    assert_eq!(lease["state"], "active");
+    assert_eq!(lease["starts"], "2024-01-01");
+    assert_eq!(
+        emu.records("ast_contract", "").await.len(),
+        1,
+        "a lease is a contract"
+    );
+    let links = emu.records("contract_rel_ci", "").await;
+    let mut covered: Vec<String> = Vec::new();
+    for l in &links {
+        assert_eq!(l["contract"]["value"], lease["sys_id"]);
+        let ci = l["ci_item"]["value"].as_str().expect("ci_item");
+        let computer = emu
+            .records("cmdb_ci_computer", &format!("sys_id={ci}"))
+            .await;
+        assert_eq!(computer.len(), 1, "link resolves to a computer: {l}");
+        covered.push(
+            computer[0]["x_fls_flexera_fnms_flexera_unique_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    covered.sort();
+    assert_eq!(covered, ["2", "4"]);
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_full_export_changes_no_row_count() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    set_property(
+        &emu,
+        "x_fls_flexera_fnms.installation_tables",
+        "cmdb_and_sam",
+    )
+    .await;
+    for name in ["inventory_export", "contract_export", "application_export"] {
+        golden(&emu, &token, name, "", true).await;
+    }
+    let first = counts(&emu).await;
+    for (table, n) in &first {
+        assert!(*n > 0, "{table} is empty after the first export: {first:?}");
+    }
+    for name in ["inventory_export", "contract_export", "application_export"] {
+        golden(&emu, &token, name, "", true).await;
+    }
+    assert_eq!(counts(&emu).await, first);
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn removed_computers_are_retired_never_created() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    let pc = vec![
+        ("ComputerID", "1"),
+        ("ComputerName", "NYC-1"),
+        ("SerialNo", "SN-1"),
+        ("DeviceType", "Virtual Machine"),
+    ];
+    import_inventory(&emu, &token, INVENTORY_RUN, &[pc]).await;
+    let removed = vec![
+        ("ComputerID", "1"),
+        ("ComputerName", "NYC-1"),
+        ("SerialNo", "SN-1"),
+        ("Removed", "true"),
+    ];
+    let unknown = vec![
+        ("ComputerID", "2"),
+        ("ComputerName", "GONE"),
+        ("SerialNo", "SN-2"),
+        ("Removed", "true"),
+    ];
+    let run2 = uuid::Uuid::new_v4().to_string();
+    import_inventory(&emu, &token, &run2, &[removed, unknown]).await;
+    let computers = emu.records("cmdb_ci_computer", "").await;
+    assert_eq!(
+        computers.len(),
+        1,
+        "nothing created for an unknown removed computer"
+    );
+    assert_eq!(computers[0]["install_status"], "7");
+    let vms = emu.records("cmdb_ci_vm_instance", "").await;
+    assert_eq!(vms.len(), 1);
+    assert_eq!(vms[0]["install_status"], "7");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn source_of_truth_properties_take_effect_for_the_next_transaction() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    set_property(&emu, "x_fls_flexera_fnms.sot.add_inventories", "false").await;
+    let pc = |name: &'static str| {
+        vec![
+            ("ComputerID", "1"),
+            ("ComputerName", name),
+            ("SerialNo", "SN-1"),
+        ]
+    };
+    import_inventory(&emu, &token, INVENTORY_RUN, &[pc("A")]).await;
+    assert!(emu.records("cmdb_ci_computer", "").await.is_empty());
+    set_property(&emu, "x_fls_flexera_fnms.sot.add_inventories", "true").await;
+    set_property(&emu, "x_fls_flexera_fnms.sot.update_inventories", "false").await;
+    import_inventory(&emu, &token, &uuid::Uuid::new_v4().to_string(), &[pc("A")]).await;
+    import_inventory(&emu, &token, &uuid::Uuid::new_v4().to_string(), &[pc("B")]).await;
+    let computers = emu.records("cmdb_ci_computer", "").await;
+    assert_eq!(computers.len(), 1);
+    assert_eq!(computers[0]["name"], "A", "updates disabled");
+    set_property(&emu, "x_fls_flexera_fnms.sot.add_contracts", "false").await;
+    golden(&emu, &token, "contract_export", CONTRACT_RUN, false).await;
+    assert!(emu.records("ast_contract", "").await.is_empty());
+    emu.stop().await;
+}
