@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use super::files::{
-    ColumnDef, ConditionDef, IdentificationDef, ImportTypesFile, MapDef, MapsFile, MatchDef,
-    TableDef, TablesFile,
+    ColumnDef, ConditionDef, FieldDef, IdentificationDef, ImportTypesFile, MapDef, MapsFile,
+    MatchDef, TableDef, TablesFile,
 };
 use super::model::*;
 
@@ -590,6 +590,161 @@ fn resolve_identification(
     })
 }
 
+/// Columns a map's lookups filter on: (table, column, case-sensitive), indexed at load.
+type IndexWanted = Vec<(String, String, bool)>;
+
+/// One field map, checked against its source and target tables.
+fn resolve_field(
+    catalog: &Catalog,
+    source: &Table,
+    target: &Table,
+    f: FieldDef,
+    to_index: &mut IndexWanted,
+) -> Result<FieldMap> {
+    let col = target
+        .column(&f.target)
+        .ok_or_else(|| anyhow!("unknown target column {}", f.target))?;
+    ensure!(
+        !matches!(
+            f.target.as_str(),
+            "sys_id"
+                | "sys_created_on"
+                | "sys_created_by"
+                | "sys_updated_on"
+                | "sys_updated_by"
+                | "sys_mod_count"
+        ),
+        "target column {} is maintained by the system",
+        f.target
+    );
+    let rules = f
+        .rule
+        .iter()
+        .map(|r| {
+            Ok(Rule {
+                value: r.value.clone(),
+                when: r
+                    .when
+                    .iter()
+                    .map(|c| resolve_condition(&source, c))
+                    .collect::<Result<Vec<_>>>()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    match &f.source {
+        Some(s) => {
+            ensure!(source.column(s).is_some(), "unknown source column {s}");
+            ensure!(
+                rules.is_empty() && f.default.is_none(),
+                "field map to {}: `source` and `rule`/`default` exclude each other",
+                f.target
+            );
+        }
+        None => ensure!(
+            f.default.is_some() || !rules.is_empty(),
+            "field map to {} needs `source`, or `rule`s and a `default`",
+            f.target
+        ),
+    }
+    let values = rules.iter().map(|r| &r.value).chain(f.default.iter());
+    for v in values {
+        if f.target == "sys_class_name" {
+            ensure!(
+                target.classes.contains(v),
+                "class {v} is not {} or one of its descendants",
+                target.name
+            );
+        } else {
+            crate::store::to_sql(col.kind, v)
+                .map_err(|e| anyhow!("value {v:?} for {}: {e}", f.target))?;
+        }
+    }
+    let converter = resolve_converter(catalog, col, &f, to_index)?;
+    if matches!(converter, Converter::BytesToMb | Converter::BytesToGb) {
+        ensure!(
+            col.kind == ColumnType::Integer,
+            "{} converter needs an integer target column",
+            f.target
+        );
+    }
+    let choice_action = match f.choice_action.as_deref() {
+        None | Some("create") => ChoiceAction::Create,
+        Some("ignore") => ChoiceAction::Ignore,
+        Some("reject") => ChoiceAction::Reject,
+        Some(other) => bail!("unknown choice_action {other:?}"),
+    };
+    if f.coalesce {
+        ensure!(f.source.is_some(), "a coalesce field needs a source");
+        to_index.push((
+            target.name.clone(),
+            f.target.clone(),
+            f.coalesce_case_sensitive,
+        ));
+    }
+    Ok(FieldMap {
+        source: f.source,
+        target: f.target,
+        coalesce: f.coalesce,
+        case_sensitive: f.coalesce_case_sensitive,
+        converter,
+        choice_action,
+        default: f.default,
+        rules,
+    })
+}
+
+/// A field map's converter; a reference names a table whose lookup column gets an index.
+fn resolve_converter(
+    catalog: &Catalog,
+    col: &Column,
+    f: &FieldDef,
+    to_index: &mut IndexWanted,
+) -> Result<Converter> {
+    Ok(match f.converter.as_deref() {
+        None => Converter::None,
+        Some("bytes_to_mb") => Converter::BytesToMb,
+        Some("bytes_to_gb") => Converter::BytesToGb,
+        Some("boolean_equals") => Converter::BooleanEquals(
+            f.equals
+                .clone()
+                .ok_or_else(|| anyhow!("boolean_equals on {} needs `equals`", f.target))?,
+        ),
+        Some("reference") => {
+            let field = f.reference_field.clone().ok_or_else(|| {
+                anyhow!(
+                    "reference converter on {} needs `reference_field`",
+                    f.target
+                )
+            })?;
+            let column_ref = col
+                .reference
+                .as_deref()
+                .ok_or_else(|| anyhow!("{} is not a reference column", f.target))?;
+            let referenced = f.reference_table.as_deref().unwrap_or(column_ref);
+            ensure!(
+                catalog
+                    .table(column_ref)
+                    .is_some_and(|t| t.classes.iter().any(|c| c == referenced)),
+                "reference_table {referenced} is not {column_ref} or one of its descendants"
+            );
+            ensure!(
+                catalog
+                    .table(referenced)
+                    .is_some_and(|t| t.column(&field).is_some()),
+                "{referenced} has no column {field}"
+            );
+            to_index.push((referenced.to_owned(), field.clone(), false));
+            Converter::Reference {
+                field,
+                table: referenced.to_owned(),
+            }
+        }
+        Some(other) => bail!(
+            "unknown converter {other:?} (known: bytes_to_mb, bytes_to_gb, boolean_equals, reference)"
+        ),
+    })
+}
+
 fn resolve_map(
     catalog: &mut Catalog,
     idents: &HashMap<String, IdentificationDef>,
@@ -631,138 +786,7 @@ fn resolve_map(
         }
     };
     for f in def.field {
-        let col = target
-            .column(&f.target)
-            .ok_or_else(|| anyhow!("unknown target column {}", f.target))?;
-        ensure!(
-            !matches!(
-                f.target.as_str(),
-                "sys_id"
-                    | "sys_created_on"
-                    | "sys_created_by"
-                    | "sys_updated_on"
-                    | "sys_updated_by"
-                    | "sys_mod_count"
-            ),
-            "target column {} is maintained by the system",
-            f.target
-        );
-        let rules = f
-            .rule
-            .iter()
-            .map(|r| {
-                Ok(Rule {
-                    value: r.value.clone(),
-                    when: r
-                        .when
-                        .iter()
-                        .map(|c| resolve_condition(&source, c))
-                        .collect::<Result<Vec<_>>>()?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        match &f.source {
-            Some(s) => {
-                ensure!(source.column(s).is_some(), "unknown source column {s}");
-                ensure!(
-                    rules.is_empty() && f.default.is_none(),
-                    "field map to {}: `source` and `rule`/`default` exclude each other",
-                    f.target
-                );
-            }
-            None => ensure!(
-                f.default.is_some() || !rules.is_empty(),
-                "field map to {} needs `source`, or `rule`s and a `default`",
-                f.target
-            ),
-        }
-        let values = rules.iter().map(|r| &r.value).chain(f.default.iter());
-        for v in values {
-            if f.target == "sys_class_name" {
-                ensure!(
-                    target.classes.contains(v),
-                    "class {v} is not {} or one of its descendants",
-                    target.name
-                );
-            } else {
-                crate::store::to_sql(col.kind, v)
-                    .map_err(|e| anyhow!("value {v:?} for {}: {e}", f.target))?;
-            }
-        }
-        let converter = match f.converter.as_deref() {
-            None => Converter::None,
-            Some("bytes_to_mb") => Converter::BytesToMb,
-            Some("bytes_to_gb") => Converter::BytesToGb,
-            Some("boolean_equals") => Converter::BooleanEquals(
-                f.equals
-                    .clone()
-                    .ok_or_else(|| anyhow!("boolean_equals on {} needs `equals`", f.target))?,
-            ),
-            Some("reference") => {
-                let field = f.reference_field.clone().ok_or_else(|| {
-                    anyhow!(
-                        "reference converter on {} needs `reference_field`",
-                        f.target
-                    )
-                })?;
-                let column_ref = col
-                    .reference
-                    .as_deref()
-                    .ok_or_else(|| anyhow!("{} is not a reference column", f.target))?;
-                let referenced = f.reference_table.as_deref().unwrap_or(column_ref);
-                ensure!(
-                    catalog
-                        .table(column_ref)
-                        .is_some_and(|t| t.classes.iter().any(|c| c == referenced)),
-                    "reference_table {referenced} is not {column_ref} or one of its descendants"
-                );
-                ensure!(
-                    catalog
-                        .table(referenced)
-                        .is_some_and(|t| t.column(&field).is_some()),
-                    "{referenced} has no column {field}"
-                );
-                to_index.push((referenced.to_owned(), field.clone(), false));
-                Converter::Reference {
-                    field,
-                    table: referenced.to_owned(),
-                }
-            }
-            Some(other) => bail!(
-                "unknown converter {other:?} (known: bytes_to_mb, bytes_to_gb, boolean_equals, reference)"
-            ),
-        };
-        if matches!(converter, Converter::BytesToMb | Converter::BytesToGb) {
-            ensure!(
-                col.kind == ColumnType::Integer,
-                "{} converter needs an integer target column",
-                f.target
-            );
-        }
-        let choice_action = match f.choice_action.as_deref() {
-            None | Some("create") => ChoiceAction::Create,
-            Some("ignore") => ChoiceAction::Ignore,
-            Some("reject") => ChoiceAction::Reject,
-            Some(other) => bail!("unknown choice_action {other:?}"),
-        };
-        if f.coalesce {
-            ensure!(f.source.is_some(), "a coalesce field needs a source");
-            to_index.push((
-                target.name.clone(),
-                f.target.clone(),
-                f.coalesce_case_sensitive,
-            ));
-        }
-        fields.push(FieldMap {
-            source: f.source,
-            target: f.target,
-            coalesce: f.coalesce,
-            case_sensitive: f.coalesce_case_sensitive,
-            converter,
-            choice_action,
-            default: f.default,
-            rules,
-        });
+        fields.push(resolve_field(catalog, &source, &target, f, &mut to_index)?);
     }
     ensure!(
         identification.is_none() || !fields.iter().any(|f| f.coalesce),

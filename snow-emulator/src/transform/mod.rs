@@ -69,6 +69,123 @@ struct PreparedMap<'c> {
     allow_update: bool,
 }
 
+impl<'c> PreparedMap<'c> {
+    /// Compiles one map against its target table: the columns it writes, its lookup, insert
+    /// and update statements, and what the properties allow.
+    fn new(
+        map: &'c TransformMap,
+        target: &'c Table,
+        ctx: &EngineContext,
+    ) -> Result<Self, StoreError> {
+        let mut cols: Vec<&Column> = Vec::new();
+        let mut field_pos = Vec::new();
+        for f in &map.fields {
+            let col = target.column(&f.target).ok_or_else(|| {
+                StoreError::Invalid(format!("unknown target column {}", f.target))
+            })?;
+            let pos = match cols.iter().position(|c| c.name == col.name) {
+                Some(p) => p,
+                None => {
+                    cols.push(col);
+                    cols.len() - 1
+                }
+            };
+            field_pos.push(pos);
+        }
+        let (_, class_params) = class_filter(target);
+        let sql = Statements::new(map, target, &cols);
+        let insert_pos = target
+            .columns
+            .iter()
+            .map(|c| cols.iter().position(|m| m.name == c.name))
+            .collect();
+        Ok(PreparedMap {
+            insert_pos,
+            allow_insert: ctx.allows(map.insert_property.as_deref()),
+            allow_update: ctx.allows(map.update_property.as_deref()),
+            ident: map
+                .identification
+                .as_ref()
+                .map(|i| identify::PreparedIdent::new(i, target)),
+            by_id_sql: sql.by_id,
+            map,
+            target,
+            cols,
+            field_pos,
+            select_sql: sql.select,
+            insert_sql: sql.insert,
+            update_sql: sql.update,
+            class_params,
+        })
+    }
+}
+
+/// A map's four statements: find by coalesce keys, read by sys_id, insert, update.
+struct Statements {
+    select: String,
+    by_id: String,
+    insert: String,
+    update: String,
+}
+
+impl Statements {
+    fn new(map: &TransformMap, target: &Table, cols: &[&Column]) -> Self {
+        let phys = quote(&target.physical);
+        let (filter, _) = class_filter(target);
+        let coalesce: Vec<String> = map
+            .fields
+            .iter()
+            .filter(|f| f.coalesce)
+            .map(|f| {
+                let binary = if f.case_sensitive {
+                    " COLLATE BINARY"
+                } else {
+                    ""
+                };
+                format!("{}{binary} = ?", quote(&f.target))
+            })
+            .collect();
+        let select_cols: Vec<String> = cols.iter().map(|c| quote(&c.name)).collect();
+        let select_sql = format!(
+            "SELECT sys_id, {} FROM {phys} WHERE {} AND {filter} LIMIT 1",
+            select_cols.join(", "),
+            if coalesce.is_empty() {
+                "0".to_owned()
+            } else {
+                coalesce.join(" AND ")
+            }
+        );
+        let by_id_sql = format!(
+            "SELECT sys_id, {} FROM {phys} WHERE sys_id = ?",
+            select_cols.join(", ")
+        );
+        let insert_sql = format!(
+            "INSERT INTO {phys} ({}) VALUES ({})",
+            target
+                .columns
+                .iter()
+                .map(|c| quote(&c.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            vec!["?"; target.columns.len()].join(",")
+        );
+        let update_sql = format!(
+            "UPDATE {phys} SET {}, sys_updated_on = ?, sys_updated_by = ?, sys_mod_count = COALESCE(sys_mod_count, 0) + 1 WHERE sys_id = ?",
+            select_cols
+                .iter()
+                .map(|c| format!("{c} = ?"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Self {
+            select: select_sql,
+            by_id: by_id_sql,
+            insert: insert_sql,
+            update: update_sql,
+        }
+    }
+}
+
 pub struct Engine<'c> {
     catalog: &'c Catalog,
     maps: Vec<PreparedMap<'c>>,
@@ -100,91 +217,7 @@ impl<'c> Engine<'c> {
             let target = catalog.table(&map.target_table).ok_or_else(|| {
                 StoreError::Invalid(format!("unknown target table {}", map.target_table))
             })?;
-            let mut cols: Vec<&Column> = Vec::new();
-            let mut field_pos = Vec::new();
-            for f in &map.fields {
-                let col = target.column(&f.target).ok_or_else(|| {
-                    StoreError::Invalid(format!("unknown target column {}", f.target))
-                })?;
-                let pos = match cols.iter().position(|c| c.name == col.name) {
-                    Some(p) => p,
-                    None => {
-                        cols.push(col);
-                        cols.len() - 1
-                    }
-                };
-                field_pos.push(pos);
-            }
-            let phys = quote(&target.physical);
-            let (filter, class_params) = class_filter(target);
-            let coalesce: Vec<String> = map
-                .fields
-                .iter()
-                .filter(|f| f.coalesce)
-                .map(|f| {
-                    let binary = if f.case_sensitive {
-                        " COLLATE BINARY"
-                    } else {
-                        ""
-                    };
-                    format!("{}{binary} = ?", quote(&f.target))
-                })
-                .collect();
-            let select_cols: Vec<String> = cols.iter().map(|c| quote(&c.name)).collect();
-            let select_sql = format!(
-                "SELECT sys_id, {} FROM {phys} WHERE {} AND {filter} LIMIT 1",
-                select_cols.join(", "),
-                if coalesce.is_empty() {
-                    "0".to_owned()
-                } else {
-                    coalesce.join(" AND ")
-                }
-            );
-            let by_id_sql = format!(
-                "SELECT sys_id, {} FROM {phys} WHERE sys_id = ?",
-                select_cols.join(", ")
-            );
-            let insert_sql = format!(
-                "INSERT INTO {phys} ({}) VALUES ({})",
-                target
-                    .columns
-                    .iter()
-                    .map(|c| quote(&c.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                vec!["?"; target.columns.len()].join(",")
-            );
-            let update_sql = format!(
-                "UPDATE {phys} SET {}, sys_updated_on = ?, sys_updated_by = ?, sys_mod_count = COALESCE(sys_mod_count, 0) + 1 WHERE sys_id = ?",
-                select_cols
-                    .iter()
-                    .map(|c| format!("{c} = ?"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let insert_pos = target
-                .columns
-                .iter()
-                .map(|c| cols.iter().position(|m| m.name == c.name))
-                .collect();
-            maps.push(PreparedMap {
-                insert_pos,
-                allow_insert: ctx.allows(map.insert_property.as_deref()),
-                allow_update: ctx.allows(map.update_property.as_deref()),
-                ident: map
-                    .identification
-                    .as_ref()
-                    .map(|i| identify::PreparedIdent::new(i, target)),
-                by_id_sql,
-                map,
-                target,
-                cols,
-                field_pos,
-                select_sql,
-                insert_sql,
-                update_sql,
-                class_params,
-            });
+            maps.push(PreparedMap::new(map, target, &ctx)?);
         }
         Ok(Self {
             catalog,
