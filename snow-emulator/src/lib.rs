@@ -19,6 +19,7 @@ mod auth;
 mod catalog;
 mod clock;
 mod error;
+pub mod faults;
 mod http;
 mod store;
 mod transform;
@@ -55,6 +56,8 @@ pub struct Config {
     pub catalog_dir: Option<PathBuf>,
     /// Base URL used in links; `None` derives it from the request's Host header.
     pub public_url: Option<String>,
+    /// Faults installed at start (`--faults FILE`); replaced through `/_emulator/faults`.
+    pub faults: faults::Plan,
 }
 
 pub const DEFAULT_ADMIN_PASSWORD: &str = "admin";
@@ -72,6 +75,7 @@ impl Default for Config {
             oauth_client_secret: DEFAULT_OAUTH_CLIENT_SECRET.into(),
             catalog_dir: None,
             public_url: None,
+            faults: faults::Plan::default(),
         }
     }
 }
@@ -92,6 +96,7 @@ impl Config {
             oauth_client_secret: var("SNOW_OAUTH_CLIENT_SECRET").unwrap_or(d.oauth_client_secret),
             catalog_dir: var("SNOW_CATALOG").map(PathBuf::from),
             public_url: var("SNOW_PUBLIC_URL"),
+            faults: d.faults,
         }
     }
 
@@ -154,10 +159,20 @@ impl Instance {
         .await
         .context("failed to start the store")??;
         let control = Arc::new(worker::WorkerControl::default());
+        let faults = Arc::new(faults::Faults::default());
+        faults
+            .install(config.faults.clone())
+            .map_err(|e| anyhow::anyhow!("fault plan: {e}"))?;
         let (stop, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(worker::run(store.clone(), control.clone(), stop_rx));
+        let worker = tokio::spawn(worker::run(
+            store.clone(),
+            control.clone(),
+            faults.clone(),
+            stop_rx,
+        ));
         let state = http::AppState::new(http::Inner {
             store,
+            faults,
             config,
             worker: control,
             scheme,

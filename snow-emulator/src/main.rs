@@ -42,6 +42,9 @@ struct Cli {
     /// Base URL used in links (default: from each request's Host header).
     #[arg(long, value_name = "URL", env = "SNOW_PUBLIC_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     public_url: Option<String>,
+    /// Fault plan installed at start (TOML: `seed`, `[[fault]]` tables; see docs/reliability.md).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    faults: Option<PathBuf>,
     /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
     #[arg(long, value_name = "PEM", requires = "tls_key", value_hint = clap::ValueHint::FilePath)]
     tls_cert: Option<PathBuf>,
@@ -121,6 +124,13 @@ fn main() -> ExitCode {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
+    let faults = match cli.faults.as_deref().map(read_fault_plan).transpose() {
+        Ok(plan) => plan.unwrap_or_default(),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let config = Config {
         db: cli.db,
         admin_password: cli.admin_password,
@@ -129,6 +139,7 @@ fn main() -> ExitCode {
         oauth_client_secret: cli.oauth_client_secret,
         catalog_dir: cli.catalog,
         public_url: cli.public_url,
+        faults,
     };
     let defaults = config.default_credentials();
     if !cli.listen.ip().is_loopback() && !defaults.is_empty() {
@@ -168,6 +179,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads and checks a `--faults` file.
+fn read_fault_plan(path: &std::path::Path) -> Result<snow_emulator::faults::Plan, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the fault plan {}: {e}", path.display()))?;
+    let plan: snow_emulator::faults::Plan =
+        toml::from_str(&text).map_err(|e| format!("fault plan {}: {e}", path.display()))?;
+    plan.validate()
+        .map_err(|e| format!("fault plan {}: {e}", path.display()))?;
+    Ok(plan)
 }
 
 #[cfg(test)]

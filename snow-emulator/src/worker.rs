@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
+use crate::faults::Faults;
 use crate::store::Store;
 
 #[derive(Default)]
@@ -33,15 +34,22 @@ impl WorkerControl {
 }
 
 /// Runs until `shutdown` turns true; a transaction in progress is finished first.
-pub async fn run(store: Store, control: Arc<WorkerControl>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    store: Store,
+    control: Arc<WorkerControl>,
+    faults: Arc<Faults>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             break;
         }
         let mut worked = false;
         if !control.paused() {
-            let s = store.clone();
-            match tokio::task::spawn_blocking(move || crate::app::process::process_next(&s)).await {
+            let (s, f) = (store.clone(), faults.clone());
+            match tokio::task::spawn_blocking(move || crate::app::process::process_next(&s, &f))
+                .await
+            {
                 Ok(Ok(did)) => worked = did.is_some(),
                 Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "worker failed"),
                 Err(e) => {

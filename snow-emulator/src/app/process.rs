@@ -15,6 +15,7 @@ use rusqlite::{Connection, params_from_iter};
 use super::views::{Run, State, Transaction};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, run_as_user, table};
 use crate::catalog::{Catalog, ImportType, Table};
+use crate::faults::{Faults, WorkerFault};
 use crate::store::{self, Store, new_sys_id, quote};
 use crate::transform::{Engine, RowOutcome, RowState};
 
@@ -31,12 +32,50 @@ pub struct Processed {
 /// killed process): nothing is acknowledged by them, the next acknowledged commit (FULL)
 /// syncs them too, and if a power cut lost them the transaction would simply be processed
 /// again.
-pub fn process_next(store: &Store) -> Result<Option<Processed>> {
+///
+/// An injected fault (`faults`) may hold the claimed transaction in Processing, fail it, or
+/// delay its transform; the store is not locked while it waits, so polls see Processing.
+pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>> {
+    let Some(t) = claim(&mut store.lock(), store.catalog())? else {
+        return Ok(None);
+    };
+    let transaction_type = store
+        .catalog()
+        .import_types
+        .iter()
+        .find(|it| it.import_type == t.import_type)
+        .map_or(t.import_type.as_str(), |it| it.transaction_type.as_str());
+    let failed = match faults.on_transaction(&t.number, transaction_type) {
+        Some(WorkerFault::Hang) => return Ok(None),
+        Some(WorkerFault::Delay(d)) => {
+            std::thread::sleep(d);
+            false
+        }
+        Some(WorkerFault::Fail) => true,
+        None => false,
+    };
     let mut conn = store.lock();
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    let result = process_locked(&mut conn, store.catalog());
+    let result = if failed {
+        fail_injected(&mut conn, store.catalog(), t)
+    } else {
+        process_claimed(&mut conn, store.catalog(), t)
+    };
     conn.pragma_update(None, "synchronous", "FULL")?;
-    result
+    result.map(Some)
+}
+
+/// A `fail_transform` fault: the transaction fails as a broken transform would.
+fn fail_injected(conn: &mut Connection, catalog: &Catalog, t: Transaction) -> Result<Processed> {
+    let user = run_as_user(conn, catalog)?;
+    let tx = conn.transaction()?;
+    let why = "the transform failed: injected fault (fail_transform)";
+    finish(&tx, catalog, &t, State::Failed, why, &user)?;
+    tx.commit()?;
+    Ok(Processed {
+        number: t.number,
+        state: State::Failed,
+    })
 }
 
 /// Claims the oldest unfinished transaction without processing it (a test control: the
@@ -91,10 +130,7 @@ fn claim(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Transaction>
     Ok(Some(t))
 }
 
-fn process_locked(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Processed>> {
-    let Some(t) = claim(conn, catalog)? else {
-        return Ok(None);
-    };
+fn process_claimed(conn: &mut Connection, catalog: &Catalog, t: Transaction) -> Result<Processed> {
     let user = run_as_user(conn, catalog)?;
     let outcome = {
         let tx = conn.transaction()?;
@@ -116,10 +152,10 @@ fn process_locked(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Pro
             State::Failed
         }
     };
-    Ok(Some(Processed {
+    Ok(Processed {
         number: t.number,
         state,
-    }))
+    })
 }
 
 /// Staging rows are written with one prepared INSERT over every column of the table.

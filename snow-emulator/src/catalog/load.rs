@@ -626,7 +626,7 @@ fn resolve_field(
                 when: r
                     .when
                     .iter()
-                    .map(|c| resolve_condition(&source, c))
+                    .map(|c| resolve_condition(source, c))
                     .collect::<Result<Vec<_>>>()?,
             })
         })

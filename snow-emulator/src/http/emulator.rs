@@ -66,8 +66,39 @@ pub async fn reset(
         })
         .await??;
     state.store.clock().reset();
+    // Back to the start-up plan (`--faults FILE`, validated at start).
+    let _ = state.faults.install(state.config.faults.clone());
+    state.worker.wake();
     tracing::info!("instance reset");
     Ok(Json(json!({ "status": "reset" })))
+}
+
+/// `GET /_emulator/faults`: the installed plan, with how often each fault matched and fired.
+pub async fn faults(State(state): State<AppState>, _access: ControlAccess) -> Json<Value> {
+    Json(state.faults.describe())
+}
+
+/// `POST /_emulator/faults`: `{"seed": N, "faults": [...]}` replaces the plan.
+pub async fn set_faults(
+    State(state): State<AppState>,
+    _access: ControlAccess,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let plan: crate::faults::Plan = serde_json::from_value(json_body(body).await?)
+        .map_err(|e| ApiError::bad_request("Invalid fault plan", e.to_string()))?;
+    state
+        .faults
+        .install(plan)
+        .map_err(|e| ApiError::bad_request("Invalid fault plan", e))?;
+    tracing::info!("fault plan installed");
+    Ok(Json(state.faults.describe()))
+}
+
+/// `DELETE /_emulator/faults`: no faults; hung transactions are released.
+pub async fn clear_faults(State(state): State<AppState>, _access: ControlAccess) -> Json<Value> {
+    state.faults.clear();
+    state.worker.wake();
+    Json(state.faults.describe())
 }
 
 pub async fn worker(State(state): State<AppState>, _access: ControlAccess) -> Json<Value> {
@@ -125,10 +156,11 @@ pub async fn set_worker(
 
 /// Processes exactly one transaction while the worker is paused.
 async fn step(state: &AppState) -> Result<Json<Value>, ApiError> {
-    let store = state.store.clone();
-    let processed = tokio::task::spawn_blocking(move || crate::app::process::process_next(&store))
-        .await
-        .map_err(|e| anyhow::anyhow!("step failed: {e}"))??;
+    let (store, faults) = (state.store.clone(), state.faults.clone());
+    let processed =
+        tokio::task::spawn_blocking(move || crate::app::process::process_next(&store, &faults))
+            .await
+            .map_err(|e| anyhow::anyhow!("step failed: {e}"))??;
     let transaction = processed.map(|p| json!({ "number": p.number, "state": p.state.as_str() }));
     Ok(Json(json!({
         "paused": true,

@@ -11,6 +11,7 @@ use super::{AppState, AuthUser, read_body};
 use crate::app::intake::{self, ReturnCode};
 use crate::auth;
 use crate::error::ApiError;
+use crate::faults::SegmentFault;
 
 pub async fn fnmstosn(
     State(state): State<AppState>,
@@ -40,6 +41,9 @@ pub async fn fnmstosn(
         .get("transactionId")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    if let Some(reply) = injected(&state, &value, tid.as_deref()) {
+        return Ok(Json(json!({ "result": reply.result })));
+    }
     let reply = state
         .store
         .call(move |conn, catalog| intake::handle(conn, catalog, &value, data_is_utf8))
@@ -59,6 +63,31 @@ pub async fn fnmstosn(
         state.worker.wake();
     }
     Ok(Json(json!({ "result": reply.result })))
+}
+
+/// A segment fault ([`crate::faults`]) for a data segment: its return code, or the answer of
+/// a store that cannot write (the same as a real write failure's). Nothing is stored.
+fn injected(state: &AppState, value: &Value, tid: Option<&str>) -> Option<intake::Reply> {
+    let ttype = value.get("transactionType").and_then(Value::as_str)?;
+    state.store.catalog().import_type(ttype)?;
+    let reply = match state.faults.on_segment(ttype)? {
+        SegmentFault::Code(code) => {
+            let mut reply = intake::failure(
+                ReturnCode::InternalError,
+                format!("injected fault (segment_code {code})"),
+                tid,
+            );
+            reply.result["returnCode"] = json!(code);
+            reply
+        }
+        SegmentFault::DiskFull => intake::failure(
+            ReturnCode::InternalError,
+            "The instance failed to store the transaction: database or disk is full",
+            tid,
+        ),
+    };
+    tracing::info!(transaction_type = ttype, "injected segment fault");
+    Some(reply)
 }
 
 /// `POST /api/x_fls_flexera_fnms/integration/generate_token` (designed; docs/wire-protocol.md

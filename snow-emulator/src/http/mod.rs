@@ -10,6 +10,7 @@
 
 pub mod access;
 mod emulator;
+mod fault_layer;
 mod import_set;
 mod integration;
 mod oauth;
@@ -46,6 +47,7 @@ pub struct Inner {
     pub store: Store,
     pub config: Config,
     pub worker: Arc<WorkerControl>,
+    pub faults: Arc<crate::faults::Faults>,
     pub scheme: &'static str,
     pub local_addr: SocketAddr,
 }
@@ -145,6 +147,12 @@ pub fn router(state: AppState) -> Router {
             get(emulator::worker).post(emulator::set_worker),
         )
         .route(
+            "/_emulator/faults",
+            get(emulator::faults)
+                .post(emulator::set_faults)
+                .delete(emulator::clear_faults),
+        )
+        .route(
             "/_emulator/clock",
             get(emulator::clock).post(emulator::set_clock),
         )
@@ -154,6 +162,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::no_resource() })
         .layer(axum::middleware::from_fn(rate_limit::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            fault_layer::inject,
+        ))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // ServiceNow's REST transaction quota is 60 s ([SN-AUTH] in docs/sources.md); it also keeps a
         // graceful shutdown from waiting on a stuck request. What the platform answers then

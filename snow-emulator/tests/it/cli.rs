@@ -30,6 +30,7 @@ fn help_documents_options_and_environment() {
         "--catalog <DIR>",
         "--public-url <URL>",
         "--tls-cert <PEM>",
+        "--faults <FILE>",
         "--tls-key <PEM>",
         "[env: SNOW_ADMIN_PASSWORD]",
         "[env: SNOW_INTEGRATION_PASSWORD]",
@@ -61,4 +62,26 @@ fn refuses_default_credentials_off_loopback() {
         .output()
         .expect("run binary");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_bad_fault_plan_file_stops_the_start_with_its_name_and_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope.toml");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[fault]]\nkind = \"segment_code\"\n").expect("write");
+    for (file, why) in [
+        (&missing, "cannot read the fault plan"),
+        (&bad, "needs `code`"),
+    ] {
+        let out = emulator()
+            .args(["--listen", "127.0.0.1:0", "--db", ":memory:", "--faults"])
+            .arg(file)
+            .output()
+            .expect("run binary");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    }
 }

@@ -6,6 +6,7 @@ mod catalog;
 mod check;
 mod cli;
 mod durability;
+mod faults;
 mod fnmstosn;
 mod hostile;
 mod lifecycle;
