@@ -5,6 +5,7 @@ mod app_maps;
 mod catalog;
 mod check;
 mod cli;
+mod crash;
 mod durability;
 mod faults;
 mod fnmstosn;
