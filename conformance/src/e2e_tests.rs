@@ -360,7 +360,7 @@ proptest! {
 
     /// Full export, random changes, differential export ≡ one full export of the changed data
     /// (compared as redacted snapshots of the computers). Changes are updates and additions;
-    /// deletions come with the removed-computers rule (see the ignored test below).
+    /// deletions are the next property's.
     #[test]
     fn full_then_differential_equals_one_full_export_of_the_changed_data(
         estate in small_estate(),
@@ -398,13 +398,72 @@ proptest! {
     }
 }
 
-#[test]
-#[ignore = "needs removed computers (exporter issue 7 sends <Removed>, app-transforms retires the CI): deletions in the differential must equal a full export of the remaining data with retired CIs"]
-fn differential_with_deletions_equals_full_export_with_retired_computers() {
-    // Once removed computers exist: as the property above, with rows deleted between the
-    // exports; the differential side must show them install_status 7 and the full side must
-    // not have them at all, every other column equal.
-    panic!("not yet on this branch");
+/// The computers an instance holds, by name: (name, ram, install_status).
+async fn computers(instance: &Instance) -> Vec<(String, String, String)> {
+    let api = TableApi::new(instance).expect("api");
+    let rows = api
+        .records(
+            "cmdb_ci_computer",
+            "",
+            &["name", "ram", "install_status"],
+            false,
+            10_000,
+        )
+        .await
+        .expect("rows");
+    let field = |r: &crate::instance::Record, f: &str| r.get(f).cloned().unwrap_or_default();
+    let mut v: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                field(r, "name"),
+                field(r, "ram"),
+                field(r, "install_status"),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+
+    /// Computers deleted from FNMS between a full and a differential export are retired
+    /// (install_status 7), never deleted; every other computer equals what one full export of
+    /// the remaining data gives.
+    #[test]
+    fn differential_with_deletions_equals_full_export_with_retired_computers(
+        estate in small_estate(),
+        deleted in proptest::collection::btree_set(0usize..10, 1..3),
+    ) {
+        let dir = tempfile::tempdir().expect("temp");
+        let db = dir.path().join("fnms.sqlite");
+        write_estate(&db, &estate);
+        let deleted: Vec<usize> = deleted.into_iter().filter(|i| *i < estate.computers.len()).collect();
+        runtime().block_on(async {
+            let first = Instance::start_embedded("127.0.0.1:0", Credentials::from_env()).await.expect("emulator");
+            let full = export(&first, &db, &["-changes", "false"]).await;
+            assert_eq!(full.exit_code, 0, "{}", full.log);
+            let conn = rusqlite::Connection::open(&db).expect("db");
+            for i in &deleted {
+                let id = *i as i64 + 1;
+                conn.execute("DELETE FROM InstalledSoftware WHERE ComplianceComputerID = ?1", [id]).expect("delete installs");
+                conn.execute("DELETE FROM ComplianceComputer WHERE ComplianceComputerID = ?1", [id]).expect("delete computer");
+            }
+            let diff = export(&first, &db, &[]).await;
+            assert_eq!(diff.exit_code, 0, "{}", diff.log);
+            let second = Instance::start_embedded("127.0.0.1:0", Credentials::from_env()).await.expect("emulator");
+            assert_eq!(export(&second, &db, &["-changes", "false"]).await.exit_code, 0);
+            let (retired, kept): (Vec<_>, Vec<_>) = computers(&first).await.into_iter().partition(|c| c.2 == "7");
+            let mut gone: Vec<String> = deleted.iter().map(|i| estate.computers[*i].0.clone()).collect();
+            gone.sort();
+            assert_eq!(retired.iter().map(|c| c.0.clone()).collect::<Vec<_>>(), gone, "retired, not deleted");
+            assert_eq!(kept, computers(&second).await, "the rest as one full export");
+            first.stop().await.expect("stop");
+            second.stop().await.expect("stop");
+        });
+    }
 }
 
 /// The bench pipeline at a tiny scale: completeness, not timing. The 5 % run is a CI step
