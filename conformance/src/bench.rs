@@ -119,13 +119,13 @@ fn estate_of(db: &Path) -> anyhow::Result<Estate> {
     })
 }
 
-struct Binaries {
-    emulator: PathBuf,
-    exporter: PathBuf,
+pub(crate) struct Binaries {
+    pub(crate) emulator: PathBuf,
+    pub(crate) exporter: PathBuf,
 }
 
 impl Binaries {
-    fn find(dir: Option<&Path>) -> anyhow::Result<Binaries> {
+    pub(crate) fn find(dir: Option<&Path>) -> anyhow::Result<Binaries> {
         let exe = std::env::current_exe()?;
         let mut dirs: Vec<PathBuf> = dir.map(Path::to_owned).into_iter().collect();
         if let Some(here) = exe.parent() {

@@ -495,3 +495,149 @@ fn bench_pipeline_exports_everything_at_a_small_scale() {
     );
     assert!(report.floor_secs > 0.0 && report.emulator_db_bytes > 0);
 }
+
+/// Sets every unfinished Import Run and Import Transaction to failed, as the runbook tells an
+/// administrator to after an interrupted export.
+async fn clear_incomplete_runs(api: &TableApi) {
+    let failed: std::collections::BTreeMap<String, String> =
+        [("state".to_owned(), "failed".to_owned())].into();
+    for table in [
+        "x_fls_flexera_fnms_import_transaction",
+        "x_fls_flexera_fnms_import_run",
+    ] {
+        // None unfinished is fine: update_where refuses an empty selection.
+        let _ = api
+            .update_where(table, "state!=succeeded^state!=failed", &failed)
+            .await;
+    }
+}
+
+/// Crash test (docs/reliability.md): the exporter binary is killed with SIGKILL at seeded
+/// random points and run again (after clearing what the kill left incomplete, as the runbook
+/// says), until a run completes; the CMDB then equals a clean run's. `SNOW_CRASH_POINTS`
+/// (default 20) and `SNOW_CRASH_SEED` set the kills and the seed.
+#[test]
+fn the_exporter_killed_at_random_points_then_rerun_gives_a_clean_runs_tables() {
+    use rand::{Rng, SeedableRng};
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (points, seed) = (
+        number("SNOW_CRASH_POINTS", 20),
+        number("SNOW_CRASH_SEED", 20_261_202),
+    );
+    let binaries = match crate::bench::Binaries::find(None) {
+        Ok(b) => b,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            println!("skipped: {e}");
+            return;
+        }
+        Err(e) => panic!("{e:#}"),
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().expect("temp");
+    let db = dir.path().join("fnms.sqlite");
+    let fnms = crate::default_fixtures_dir().join("fnms");
+    let sample = ["schema.sql", "sample.sql"]
+        .map(|f| std::fs::read_to_string(fnms.join(f)).expect("sample"))
+        .join("\n");
+    rusqlite::Connection::open(&db)
+        .and_then(|c| c.execute_batch(&sample))
+        .expect("sample db");
+    runtime().block_on(async {
+        let instance = Instance::start_embedded("127.0.0.1:0", Credentials::from_env())
+            .await
+            .expect("emulator");
+        let api = TableApi::new(&instance).expect("api");
+        let token = refresh_token(&instance).await.expect("token");
+        let c = &instance.credentials;
+        let config = dir.path().join("export.toml");
+        std::fs::write(&config, format!("oauth_client_id = {:?}\noauth_client_secret = {:?}\nretry_delay_ms = 10\npoll_interval_ms = 20\nsegment_size = 5\n", c.oauth_client_id, c.oauth_client_secret)).expect("config");
+        let start = |url: &str, token: &str, db: &Path| {
+            std::process::Command::new(&binaries.exporter)
+                .args(["-url", url, "-user", &c.integration_user, "--db"])
+                .arg(db)
+                .arg("--config")
+                .arg(&config)
+                .env("SNOW_REFRESH_TOKEN", token)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start exporter")
+        };
+        // Killed runs send everything (`-changes false`), so every kill lands mid-export;
+        // the run let finish is an ordinary (differential) one.
+        let spawn_full = || {
+            let mut command = std::process::Command::new(&binaries.exporter);
+            command
+                .args(["-url", &instance.url, "-user", &c.integration_user, "-changes", "false", "--db"])
+                .arg(&db)
+                .arg("--config")
+                .arg(&config)
+                .env("SNOW_REFRESH_TOKEN", &token)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            command.spawn().expect("start exporter")
+        };
+        let spawn = || start(&instance.url, &token, &db);
+        let mut finished_before_kill = 0;
+        for _ in 0..points {
+            let mut child = spawn_full();
+            tokio::time::sleep(std::time::Duration::from_millis(rng.random_range(0..700))).await;
+            if child.try_wait().expect("wait").is_some() {
+                finished_before_kill += 1;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            clear_incomplete_runs(&api).await;
+        }
+        // The run that is let finish (a few tries: the instance may still be processing what
+        // the last killed run sent).
+        let mut status = None;
+        for _ in 0..5 {
+            let s = spawn().wait().expect("exporter");
+            if s.success() {
+                status = Some(s);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            clear_incomplete_runs(&api).await;
+        }
+        assert!(status.is_some(), "no run completed after the kills");
+        let clean = Instance::start_embedded("127.0.0.1:0", Credentials::from_env())
+            .await
+            .expect("emulator");
+        let clean_db = dir.path().join("clean.sqlite");
+        rusqlite::Connection::open(&clean_db)
+            .and_then(|c| c.execute_batch(&sample))
+            .expect("clean db");
+        let clean_token = refresh_token(&clean).await.expect("token");
+        let clean_run = start(&clean.url, &clean_token, &clean_db).wait().expect("exporter");
+        assert!(clean_run.success(), "the clean run failed");
+        let clean_api = TableApi::new(&clean).expect("api");
+        for (table, fields) in [
+            ("cmdb_ci_computer", &["name", "ram", "sys_class_name", "serial_number"][..]),
+            ("cmdb_ci_vm_instance", &["name", "memory"][..]),
+            ("ast_contract", &["short_description", "state"][..]),
+            ("contract_rel_ci", &["contract", "ci_item"][..]),
+            ("cmdb_sam_sw_install", &["display_name", "version"][..]),
+        ] {
+            let fields: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+            let mut views = Vec::new();
+            for a in [&api, &clean_api] {
+                let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+                let rows = a.records(table, "", &names, true, 10_000).await.expect("rows");
+                views.push(snapshot::render(table, "", &fields, &rows, ""));
+            }
+            assert_eq!(views[0], views[1], "{table} differs from a clean run's");
+        }
+        println!(
+            "exporter crash test: {points} kills (seed {seed}), {finished_before_kill} runs had finished before their kill"
+        );
+        instance.stop().await.expect("stop");
+        clean.stop().await.expect("stop");
+    });
+}
