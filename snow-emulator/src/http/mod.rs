@@ -166,6 +166,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             fault_layer::inject,
         ))
+        .layer(axum::middleware::from_fn(header_limit))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // ServiceNow's REST transaction quota is 60 s ([SN-AUTH] in docs/sources.md); it also keeps a
         // graceful shutdown from waiting on a stuck request. What the platform answers then
@@ -176,6 +177,40 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Total size of a request's header names and values the instance accepts (designed; the
+/// application server in front of an instance refuses far smaller headers than hyper's own
+/// limit, and no client of this integration sends more than a few kilobytes).
+pub const MAX_HEADERS: usize = 64 * 1024;
+
+/// Refuses a request whose headers exceed [`MAX_HEADERS`] with `431` in the error envelope,
+/// before anything reads it.
+async fn header_limit(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADERS {
+        let body = serde_json::json!({
+            "error": {
+                "message": "Request Header Fields Too Large",
+                "detail": format!("The request headers exceed {MAX_HEADERS} bytes"),
+            },
+            "status": "failure",
+        });
+        return (
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            axum::Json(body),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Reads a request body up to [`MAX_BODY`].

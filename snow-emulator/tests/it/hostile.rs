@@ -320,3 +320,139 @@ async fn random_input_never_breaks_the_server() {
     assert_eq!(health.body["status"], "ok");
     emu.stop().await;
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorpusCase {
+    description: String,
+    #[serde(default = "get")]
+    method: String,
+    path: String,
+    auth: String,
+    body: Option<String>,
+    segment_data: Option<String>,
+    deep_nesting: Option<usize>,
+    header: Option<CorpusHeader>,
+    expect: CorpusExpect,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorpusHeader {
+    name: String,
+    value: String,
+    repeat: usize,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorpusExpect {
+    status: u16,
+    return_code: Option<i64>,
+    message: Option<String>,
+}
+
+fn get() -> String {
+    "GET".to_owned()
+}
+
+/// Row counts of every table a hostile request could touch.
+async fn table_counts(emu: &Emulator) -> Vec<(&'static str, usize)> {
+    let mut out = Vec::new();
+    for table in [
+        "sys_user",
+        "oauth_credential",
+        "sys_properties",
+        "x_fls_flexera_fnms_import_run",
+        "x_fls_flexera_fnms_import_transaction",
+        "x_fls_flexera_fnms_inventory_import",
+        "cmdb_ci",
+        "syslog",
+    ] {
+        out.push((table, emu.records(table, "").await.len()));
+    }
+    out
+}
+
+impl CorpusCase {
+    fn body(&self) -> Option<String> {
+        let data = match (&self.segment_data, self.deep_nesting) {
+            (Some(d), _) => d.clone(),
+            (None, Some(depth)) => format!(
+                "<Inventories><Inventory><ComputerID>1</ComputerID>{}{}</Inventory></Inventories>",
+                "<a>".repeat(depth),
+                "</a>".repeat(depth)
+            ),
+            (None, None) => return self.body.clone(),
+        };
+        let tid = "dddddddd-0000-4000-8000-000000000001";
+        Some(segment(tid, "inventory_export", "hostile-run", 1, true, &data, 1).to_string())
+    }
+
+    async fn send(&self, emu: &Emulator, token: &str) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(self.method.as_bytes()).expect("method");
+        let mut request = emu.client.request(method, emu.url(&self.path));
+        request = match self.auth.as_str() {
+            "integration" => request.bearer_auth(token),
+            "admin" => request.basic_auth("admin", Some("admin")),
+            "none" => request,
+            verbatim => request.header("Authorization", verbatim),
+        };
+        if let Some(h) = &self.header {
+            request = request.header(h.name.as_str(), h.value.repeat(h.repeat));
+        }
+        if let Some(body) = self.body() {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
+        }
+        let r = request.send().await.expect("send");
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+#[tokio::test]
+async fn every_corpus_case_is_refused_and_changes_nothing() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hostile");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "{} corpus files", files.len());
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    let before = table_counts(&emu).await;
+    for file in &files {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        let text = std::fs::read_to_string(file).expect("read");
+        let case: CorpusCase = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (status, body) = case.send(&emu, &token).await;
+        let what = format!("{name} ({}): {status} {body}", case.description);
+        assert_eq!(status.as_u16(), case.expect.status, "{what}");
+        if let Some(code) = case.expect.return_code {
+            assert_eq!(body["result"]["returnCode"], code, "{what}");
+        }
+        if let Some(m) = &case.expect.message {
+            let said = [&body["error"]["message"], &body["result"]["message"]]
+                .iter()
+                .filter_map(|v| v.as_str())
+                .any(|s| s.contains(m.as_str()));
+            assert!(said, "{what}: message lacks {m:?}");
+        }
+        assert_eq!(table_counts(&emu).await, before, "{what}: a table changed");
+        let health = emu.get("/_emulator/health").await;
+        assert_eq!(
+            health.body["status"], "ok",
+            "{what}: the server stopped serving"
+        );
+    }
+    emu.stop().await;
+}
