@@ -171,7 +171,7 @@ impl Instance {
                 let status = response.status();
                 log.debug(format!("POST /oauth_token.do -> {}", status.as_u16()));
                 match status {
-                    StatusCode::OK => match response.json::<serde_json::Value>() {
+                    StatusCode::OK => match read_json::<serde_json::Value>(response) {
                         Ok(body) => match body.get("access_token").and_then(|t| t.as_str()) {
                             Some(token) if !token.is_empty() => Attempt::Done(token.to_owned()),
                             _ => Attempt::Retry {
@@ -241,7 +241,7 @@ impl Instance {
                     status.as_u16()
                 ));
                 if status == StatusCode::OK {
-                    match response.json::<Envelope>() {
+                    match read_json::<Envelope>(response) {
                         Ok(Envelope { result }) if result.return_code == 0 => Attempt::Done(result),
                         Ok(Envelope { result }) if result.return_code == SAM_PLUGIN_MISSING => {
                             Attempt::Fail(Failure::Abandoned(format!(
@@ -300,7 +300,7 @@ impl Instance {
                         .get("X-Total-Count")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok());
-                    match response.json::<serde_json::Value>() {
+                    match read_json::<serde_json::Value>(response) {
                         Ok(body) => {
                             let records = body.get("result").and_then(|r| r.as_array());
                             match records {
@@ -487,7 +487,7 @@ fn retry_status<T, F>(response: Response) -> Attempt<T, F> {
 
 /// `: message` from ServiceNow's error envelope, if the body is one.
 fn error_message(response: Response) -> String {
-    let body: Option<serde_json::Value> = response.json().ok();
+    let body: Option<serde_json::Value> = read_json(response).ok();
     let message = body.as_ref().and_then(|b| {
         b.pointer("/error/message")
             .or_else(|| b.pointer("/result/message"))
@@ -498,13 +498,39 @@ fn error_message(response: Response) -> String {
 
 /// `: access_denied` from an OAuth error body.
 fn oauth_error(response: Response) -> String {
-    let body: Option<serde_json::Value> = response.json().ok();
+    let body: Option<serde_json::Value> = read_json(response).ok();
     let message = body.as_ref().and_then(|b| {
         b.get("error_description")
             .or_else(|| b.get("error"))
             .and_then(|m| m.as_str())
     });
     message_suffix(message)
+}
+
+/// The most of an answer the exporter reads (designed): the largest the integration sends
+/// back is a few kilobytes, so a bigger body is a misbehaving instance or a proxy's page,
+/// and reading it all would make memory depend on the other side.
+pub(crate) const MAX_ANSWER: u64 = 4 * 1024 * 1024;
+
+/// Reads at most [`MAX_ANSWER`] bytes of a body and parses them as JSON; larger, unreadable
+/// or not JSON is an error saying which.
+fn read_json<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    response
+        .take(MAX_ANSWER + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("the answer could not be read: {e}"))?;
+    if bytes.len() as u64 > MAX_ANSWER {
+        return Err(format!(
+            "the answer is larger than {} MiB",
+            MAX_ANSWER / (1024 * 1024)
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let start = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).into_owned();
+        format!("not JSON ({e}), starting {start:?}")
+    })
 }
 
 fn message_suffix(message: Option<&str>) -> String {

@@ -9,6 +9,7 @@ mod differential_props;
 mod golden_payloads;
 mod golden_requests;
 mod helpers;
+mod hostile_instance;
 mod operator;
 mod preflight;
 mod retry;
