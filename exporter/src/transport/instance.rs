@@ -514,11 +514,10 @@ pub(crate) const MAX_ANSWER: u64 = 4 * 1024 * 1024;
 
 /// Reads at most [`MAX_ANSWER`] bytes of a body and parses them as JSON; larger, unreadable
 /// or not JSON is an error saying which.
-fn read_json<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, String> {
+fn read_json<T: serde::de::DeserializeOwned>(body: impl std::io::Read) -> Result<T, String> {
     use std::io::Read as _;
     let mut bytes = Vec::new();
-    response
-        .take(MAX_ANSWER + 1)
+    body.take(MAX_ANSWER + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("the answer could not be read: {e}"))?;
     if bytes.len() as u64 > MAX_ANSWER {
@@ -542,6 +541,29 @@ fn message_suffix(message: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes an instance may answer: an error or a value, never a panic; the
+        /// envelope's return code is read whenever the bytes are such an envelope.
+        /// `PROPTEST_CASES=100000` runs it long.
+        #[test]
+        fn any_answer_is_read_or_refused_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..512), code in any::<i64>()) {
+            let _ = read_json::<Envelope>(&bytes[..]);
+            let _ = read_json::<serde_json::Value>(&bytes[..]);
+            let envelope = format!("{{\"result\": {{\"returnCode\": {code}}}}}");
+            let read = read_json::<Envelope>(envelope.as_bytes());
+            prop_assert_eq!(read.map(|e| e.result.return_code), Ok(code));
+        }
+    }
+
+    #[test]
+    fn an_answer_over_the_limit_is_refused() {
+        let big = vec![b' '; MAX_ANSWER as usize + 1];
+        let err = read_json::<serde_json::Value>(&big[..]).expect_err("too large");
+        assert!(err.contains("larger than 4 MiB"), "{err}");
+    }
+
     use super::*;
 
     #[test]

@@ -174,7 +174,7 @@ fn export_all(db: &std::path::Path, since: Option<&str>, at: &str) -> [Vec<Recor
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::helpers::proptest_cases(24), ..ProptestConfig::default() })]
 
     #[test]
     fn full_then_changes_then_differential_equals_a_full_export_of_the_changed_data(

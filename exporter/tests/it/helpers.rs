@@ -399,3 +399,11 @@ pub fn closed_port() -> u16 {
         .expect("free port")
         .port()
 }
+
+/// `PROPTEST_CASES` when set (to run the properties long), else `default`.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

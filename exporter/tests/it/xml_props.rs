@@ -81,7 +81,7 @@ fn parse(xml: &str) -> Result<Vec<Vec<(String, String)>>, String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::helpers::proptest_cases(200), ..ProptestConfig::default() })]
 
     #[test]
     fn segments_are_well_formed_and_round_trip_field_text(

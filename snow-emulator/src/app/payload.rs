@@ -217,6 +217,49 @@ mod tests {
         Ok(out)
     }
 
+    use proptest::prelude::*;
+
+    fn segment_text() -> impl Strategy<Value = String> {
+        let words = [
+            "<Inventories>",
+            "</Inventories>",
+            "<Inventory>",
+            "</Inventory>",
+            "<ComputerID>",
+            "</ComputerID>",
+            "1",
+            "&amp;",
+            "&#x0;",
+            "<!DOCTYPE x>",
+            "<![CDATA[a]]>",
+            "<?xml version=\"1.0\"?>",
+        ];
+        prop_oneof![
+            ".*".prop_map(String::from),
+            proptest::collection::vec(proptest::sample::select(words.to_vec()), 0..30)
+                .prop_map(|parts| parts.concat()),
+        ]
+    }
+
+    proptest! {
+        /// Any text, and text built from the segment's own vocabulary: parsed or refused,
+        /// never a panic; what parses reports as many records as it handed over.
+        /// `PROPTEST_CASES=100000` runs it long (docs/reliability.md).
+        #[test]
+        fn any_segment_parses_or_is_refused(
+            data in segment_text()
+        ) {
+            let mut handed = 0usize;
+            let parsed = parse(&data, "Inventories", "Inventory", |_| {
+                handed += 1;
+                Ok(())
+            });
+            if let Ok(n) = parsed {
+                prop_assert_eq!(n, handed);
+            }
+        }
+    }
+
     #[test]
     fn reads_records_and_unescapes() {
         let r = records(
