@@ -641,3 +641,113 @@ fn the_exporter_killed_at_random_points_then_rerun_gives_a_clean_runs_tables() {
         clean.stop().await.expect("stop");
     });
 }
+
+/// Every fault that fails an export (docs/reliability.md): the export fails with exit 1; once
+/// the plan is cleared (and the incomplete run failed, as the runbook says) a re-run succeeds
+/// and the CMDB equals a fault-free run's.
+#[test]
+fn after_each_failing_fault_clears_a_rerun_gives_a_fault_free_runs_tables() {
+    let estate = SmallEstate {
+        computers: (0..7)
+            .map(|i| (format!("PC-{i}"), 4 + i as u64, i % 3 == 0))
+            .collect(),
+        installs: vec![(0, 0), (1, 1), (2, 0), (5, 1)],
+    };
+    let faults = [
+        "kind = \"segment_code\"\ntransaction_type = \"inventory_export\"\ncode = 50",
+        "kind = \"http_status\"\npath_prefix = \"/api/x_fls_flexera_fnms\"\nstatus = 503\nretry_after = 0\nnth = 3",
+        "kind = \"drop_connection\"\npath_prefix = \"/api/x_fls_flexera_fnms\"\nnth = 4",
+        "kind = \"fail_transform\"\ntransaction_type = \"application_export\"",
+        "kind = \"hang_transaction\"\ntransaction_type = \"inventory_export\"",
+        "kind = \"disk_full\"",
+    ];
+    let dir = tempfile::tempdir().expect("temp");
+    runtime().block_on(async {
+        let reference = Instance::start_embedded("127.0.0.1:0", Credentials::from_env())
+            .await
+            .expect("emulator");
+        let clean_db = dir.path().join("clean.sqlite");
+        write_estate(&clean_db, &estate);
+        let run = export(&reference, &clean_db, &["-changes", "false"]).await;
+        assert_eq!(run.exit_code, 0, "{}", run.log);
+        let want = computers(&reference).await;
+        let want_installs = names(
+            &TableApi::new(&reference).expect("api"),
+            "cmdb_sam_sw_install",
+            "display_name",
+        )
+        .await;
+        for (i, fault) in faults.iter().enumerate() {
+            let fault_table: toml::Table = toml::from_str(fault).expect("fault");
+            let what = fault_table["kind"].as_str().unwrap_or_default().to_owned();
+            let instance = Instance::start_embedded("127.0.0.1:0", Credentials::from_env())
+                .await
+                .expect("emulator");
+            let db = dir.path().join(format!("fnms-{i}.sqlite"));
+            write_estate(&db, &estate);
+            // Short tries and a poll time-out, so a hung transaction ends the run quickly.
+            let config = db.with_extension("extra.toml");
+            std::fs::write(&config, "max_tries = 2\npoll_timeout_secs = 2\n").expect("config");
+            crate::controls::install_faults(&instance.url, Some(7), &[fault_table])
+                .await
+                .expect("install");
+            let failed = export_with(&instance, &db, &config, &["-changes", "false"]).await;
+            assert_eq!(failed.exit_code, 1, "{what}: {}", failed.log);
+            reqwest::Client::new()
+                .delete(format!("{}/_emulator/faults", instance.url))
+                .send()
+                .await
+                .expect("clear");
+            let api = TableApi::new(&instance).expect("api");
+            // A released hung transaction finishes; give the worker a moment, then fail what
+            // is still unfinished.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            clear_incomplete_runs(&api).await;
+            let rerun = export(&instance, &db, &[]).await;
+            assert_eq!(rerun.exit_code, 0, "{what}: {}", rerun.log);
+            assert_eq!(computers(&instance).await, want, "{what}: computers");
+            assert_eq!(
+                names(&api, "cmdb_sam_sw_install", "display_name").await,
+                want_installs,
+                "{what}: installations"
+            );
+            instance.stop().await.expect("stop");
+        }
+        reference.stop().await.expect("stop");
+    });
+}
+
+/// As [`export`], with `extra` configuration lines appended to the exporter's config.
+async fn export_with(
+    instance: &Instance,
+    db: &Path,
+    extra: &Path,
+    args: &[&str],
+) -> crate::ExporterOutcome {
+    let lines = std::fs::read_to_string(extra).expect("extra config");
+    let token = refresh_token(instance).await.expect("token");
+    let config = db.with_extension("toml");
+    let c = &instance.credentials;
+    std::fs::write(&config, format!("oauth_client_id = {:?}\noauth_client_secret = {:?}\nretry_delay_ms = 10\npoll_interval_ms = 20\nsegment_size = 3\n{lines}", c.oauth_client_id, c.oauth_client_secret)).expect("config");
+    let mut all: Vec<String> = [
+        "-url",
+        &instance.url,
+        "-user",
+        &c.integration_user,
+        "-token",
+        &token,
+        "--db",
+        &db.display().to_string(),
+        "--config",
+        &config.display().to_string(),
+        "-withContracts",
+        "false",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    all.extend(args.iter().map(|s| (*s).to_owned()));
+    run_exporter(&crate::ExporterKind::InProcess, all)
+        .await
+        .expect("exporter")
+}
