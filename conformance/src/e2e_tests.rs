@@ -273,31 +273,7 @@ fn write_estate(path: &Path, estate: &SmallEstate) {
 
 /// Runs the in-process exporter against `instance` with fast timings.
 async fn export(instance: &Instance, db: &Path, extra: &[&str]) -> crate::ExporterOutcome {
-    let token = refresh_token(instance).await.expect("token");
-    let config = db.with_extension("toml");
-    let c = &instance.credentials;
-    std::fs::write(&config, format!("oauth_client_id = {:?}\noauth_client_secret = {:?}\nretry_delay_ms = 10\npoll_interval_ms = 20\nsegment_size = 3\n", c.oauth_client_id, c.oauth_client_secret)).expect("config");
-    let mut args: Vec<String> = [
-        "-url",
-        &instance.url,
-        "-user",
-        &c.integration_user,
-        "-token",
-        &token,
-        "--db",
-        &db.display().to_string(),
-        "--config",
-        &config.display().to_string(),
-        "-withContracts",
-        "false",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    run_exporter(&crate::ExporterKind::InProcess, args)
-        .await
-        .expect("exporter")
+    export_with(instance, db, "", extra).await
 }
 
 async fn names(api: &TableApi, table: &str, field: &str) -> Vec<String> {
@@ -686,12 +662,11 @@ fn after_each_failing_fault_clears_a_rerun_gives_a_fault_free_runs_tables() {
             let db = dir.path().join(format!("fnms-{i}.sqlite"));
             write_estate(&db, &estate);
             // Short tries and a poll time-out, so a hung transaction ends the run quickly.
-            let config = db.with_extension("extra.toml");
-            std::fs::write(&config, "max_tries = 2\npoll_timeout_secs = 2\n").expect("config");
+            let config = "max_tries = 2\npoll_timeout_secs = 2\n";
             crate::controls::install_faults(&instance.url, Some(7), &[fault_table])
                 .await
                 .expect("install");
-            let failed = export_with(&instance, &db, &config, &["-changes", "false"]).await;
+            let failed = export_with(&instance, &db, config, &["-changes", "false"]).await;
             assert_eq!(failed.exit_code, 1, "{what}: {}", failed.log);
             reqwest::Client::new()
                 .delete(format!("{}/_emulator/faults", instance.url))
@@ -717,19 +692,18 @@ fn after_each_failing_fault_clears_a_rerun_gives_a_fault_free_runs_tables() {
     });
 }
 
-/// As [`export`], with `extra` configuration lines appended to the exporter's config.
+/// As [`export`], with `config_lines` appended to the exporter's configuration file.
 async fn export_with(
     instance: &Instance,
     db: &Path,
-    extra: &Path,
-    args: &[&str],
+    config_lines: &str,
+    extra: &[&str],
 ) -> crate::ExporterOutcome {
-    let lines = std::fs::read_to_string(extra).expect("extra config");
     let token = refresh_token(instance).await.expect("token");
     let config = db.with_extension("toml");
     let c = &instance.credentials;
-    std::fs::write(&config, format!("oauth_client_id = {:?}\noauth_client_secret = {:?}\nretry_delay_ms = 10\npoll_interval_ms = 20\nsegment_size = 3\n{lines}", c.oauth_client_id, c.oauth_client_secret)).expect("config");
-    let mut all: Vec<String> = [
+    std::fs::write(&config, format!("oauth_client_id = {:?}\noauth_client_secret = {:?}\nretry_delay_ms = 10\npoll_interval_ms = 20\nsegment_size = 3\n{config_lines}", c.oauth_client_id, c.oauth_client_secret)).expect("config");
+    let mut args: Vec<String> = [
         "-url",
         &instance.url,
         "-user",
@@ -746,8 +720,8 @@ async fn export_with(
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    all.extend(args.iter().map(|s| (*s).to_owned()));
-    run_exporter(&crate::ExporterKind::InProcess, all)
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    run_exporter(&crate::ExporterKind::InProcess, args)
         .await
         .expect("exporter")
 }
