@@ -425,7 +425,7 @@ async fn every_corpus_case_is_refused_and_changes_nothing() {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 20, "{} corpus files", files.len());
+    assert!(files.len() >= 22, "{} corpus files", files.len());
     let emu = Emulator::start().await;
     let token = emu.token().await;
     let before = table_counts(&emu).await;
