@@ -353,29 +353,26 @@ impl Database {
             |row| row.get(0),
         )?;
         let tx = self.conn.unchecked_transaction()?;
+        let started = started.format(TIMESTAMP_FORMAT).to_string();
+        // (table, time column): one row per data type, set to when this export started.
+        let mut stamps = vec![("ServiceNowExportHistory", "LastSuccessUTC")];
         if has_snapshot {
             tx.execute_batch(&format!(
                 "DELETE FROM {table};
                  INSERT INTO {table} SELECT * FROM temp.Snapshot{table};
                  DROP TABLE temp.Snapshot{table};"
             ))?;
+            stamps.push(("ServiceNowExportBookkeeping", "RecordedUTC"));
+        }
+        for (stamp_table, column) in stamps {
             tx.execute(
-                "INSERT INTO ServiceNowExportBookkeeping (DataType, RecordedUTC) VALUES (?1, ?2)
-                 ON CONFLICT (DataType) DO UPDATE SET RecordedUTC = excluded.RecordedUTC",
-                params![
-                    dt.history_key(),
-                    started.format(TIMESTAMP_FORMAT).to_string()
-                ],
+                &format!(
+                    "INSERT INTO {stamp_table} (DataType, {column}) VALUES (?1, ?2)
+                     ON CONFLICT (DataType) DO UPDATE SET {column} = excluded.{column}"
+                ),
+                params![dt.history_key(), started],
             )?;
         }
-        tx.execute(
-            "INSERT INTO ServiceNowExportHistory (DataType, LastSuccessUTC) VALUES (?1, ?2)
-             ON CONFLICT (DataType) DO UPDATE SET LastSuccessUTC = excluded.LastSuccessUTC",
-            params![
-                dt.history_key(),
-                started.format(TIMESTAMP_FORMAT).to_string()
-            ],
-        )?;
         tx.commit()
     }
 

@@ -36,7 +36,14 @@ pub struct Processed {
 /// An injected fault (`faults`) may hold the claimed transaction in Processing, fail it, or
 /// delay its transform; the store is not locked while it waits, so polls see Processing.
 pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>> {
-    let Some(t) = claim(&mut store.lock(), store.catalog())? else {
+    let claimed = {
+        let mut conn = store.lock();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let claimed = claim(&mut conn, store.catalog());
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        claimed?
+    };
+    let Some(t) = claimed else {
         return Ok(None);
     };
     let transaction_type = store

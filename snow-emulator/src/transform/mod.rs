@@ -92,8 +92,8 @@ impl<'c> PreparedMap<'c> {
             };
             field_pos.push(pos);
         }
-        let (_, class_params) = class_filter(target);
-        let sql = Statements::new(map, target, &cols);
+        let (filter, class_params) = class_filter(target);
+        let sql = Statements::new(map, target, &cols, &filter);
         let insert_pos = target
             .columns
             .iter()
@@ -129,9 +129,9 @@ struct Statements {
 }
 
 impl Statements {
-    fn new(map: &TransformMap, target: &Table, cols: &[&Column]) -> Self {
+    /// `filter` is the target's class filter (its parameters are bound by the caller).
+    fn new(map: &TransformMap, target: &Table, cols: &[&Column], filter: &str) -> Self {
         let phys = quote(&target.physical);
-        let (filter, _) = class_filter(target);
         let coalesce: Vec<String> = map
             .fields
             .iter()
