@@ -102,7 +102,7 @@ pub(super) fn query_params(
     })
 }
 
-/// The table, when it exists ("Invalid table" for every caller, servicenow.md A1) and `who`
+/// The table, when it exists ("Invalid table" for every caller, [SN-TABLE-API] in docs/sources.md) and `who`
 /// may do `op` on it.
 pub(super) fn lookup<'c>(
     catalog: &'c Catalog,
@@ -125,7 +125,7 @@ fn not_found() -> ApiError {
     }
 }
 
-/// A body's media type (`application/json` or `application/xml`, servicenow.md A1).
+/// A body's media type (`application/json` or `application/xml`, [SN-TABLE-API] in docs/sources.md).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Media {
     Json,
