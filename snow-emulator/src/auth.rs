@@ -100,6 +100,8 @@ pub struct Principal {
     /// Role names from `sys_user_has_role`.
     pub roles: Vec<String>,
     pub admin: bool,
+    /// "Web service access only": API calls yes, the web UI's pages no.
+    pub web_service_only: bool,
 }
 
 impl crate::acl::Subject for Principal {
@@ -126,6 +128,7 @@ fn principal(
         user_name: user_name.clone(),
         admin: roles.iter().any(|r| r == crate::acl::ADMIN_ROLE),
         roles,
+        web_service_only: user.get("web_service_access_only").map(String::as_str) == Some("true"),
     }))
 }
 
@@ -151,6 +154,31 @@ pub fn basic(
         return Ok(None);
     }
     principal(conn, catalog, &user)
+}
+
+/// The active user `user_name` (exactly), with their roles: a web UI session's caller.
+pub fn user_by_name(
+    conn: &Connection,
+    catalog: &Catalog,
+    user_name: &str,
+) -> Result<Option<Principal>, StoreError> {
+    let users = table(catalog, "sys_user")?;
+    match store::find_exact(conn, users, "user_name", user_name)? {
+        Some(user) => principal(conn, catalog, &user),
+        None => Ok(None),
+    }
+}
+
+/// When a refresh token expires (empty when it is unknown).
+pub fn refresh_expiry(
+    conn: &Connection,
+    catalog: &Catalog,
+    refresh: &str,
+) -> Result<String, StoreError> {
+    let creds = table(catalog, "oauth_credential")?;
+    let hash = token_hash(refresh);
+    let found = store::find_by(conn, creds, &[("token", &hash), ("type", "refresh_token")])?;
+    Ok(found.map(|c| c["expires"].clone()).unwrap_or_default())
 }
 
 /// Password columns are not in [`Fields`] reads meant for output, so they are read here.

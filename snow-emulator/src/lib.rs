@@ -23,6 +23,7 @@ pub mod faults;
 mod http;
 mod store;
 mod transform;
+mod ui;
 mod worker;
 
 use std::future::Future;
@@ -175,6 +176,7 @@ impl Instance {
             faults,
             config,
             worker: control,
+            sessions: Arc::default(),
             scheme,
             local_addr,
         });

@@ -21,6 +21,8 @@ pub struct TableDef {
     pub storage: Option<String>,
     pub display: Option<String>,
     pub number_prefix: Option<String>,
+    /// The list view's columns (the web UI, CSV exports); children inherit them.
+    pub list: Option<Vec<String>>,
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnDef>,
 }

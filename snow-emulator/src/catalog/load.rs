@@ -360,6 +360,10 @@ fn resolve_tables(defs: Vec<(String, TableDef)>) -> Result<Catalog> {
                 .iter()
                 .find_map(|a| by_name[a].1.number_prefix.clone())
         });
+        let declared = std::iter::once(name)
+            .chain(chain.iter())
+            .find_map(|t| by_name[t].1.list.clone());
+        let list = list_columns(path, name, declared, &columns, &display)?;
         let index = columns
             .iter()
             .enumerate()
@@ -376,6 +380,7 @@ fn resolve_tables(defs: Vec<(String, TableDef)>) -> Result<Catalog> {
                 classes,
                 display,
                 number_prefix,
+                list,
                 columns,
                 index,
             },
@@ -389,6 +394,36 @@ fn resolve_tables(defs: Vec<(String, TableDef)>) -> Result<Catalog> {
         maps: Vec::new(),
         acl: crate::acl::Policy::default(),
     })
+}
+
+/// A table's list view: the declared columns (each must exist and not be a password), or the
+/// display column, the first six own columns and the update time.
+fn list_columns(
+    path: &str,
+    table: &str,
+    declared: Option<Vec<String>>,
+    columns: &[Column],
+    display: &str,
+) -> Result<Vec<String>> {
+    if let Some(list) = declared {
+        for name in &list {
+            ensure!(
+                columns
+                    .iter()
+                    .any(|c| &c.name == name && c.kind != ColumnType::Password),
+                "catalog file {path}: table {table}: list column {name} does not exist or cannot be listed"
+            );
+        }
+        return Ok(list);
+    }
+    let mut list = vec![display.to_owned()];
+    let usable = |c: &Column| c.kind != ColumnType::Password && c.kind != ColumnType::Xml;
+    let own = columns
+        .iter()
+        .filter(|c| usable(c) && !SYS_COLUMNS.contains(&c.name.as_str()) && c.name != display);
+    list.extend(own.take(6).map(|c| c.name.clone()));
+    list.push("sys_updated_on".to_owned());
+    Ok(list)
 }
 
 /// Builds the physical tables (after maps have marked the columns they need indexed).

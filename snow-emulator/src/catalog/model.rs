@@ -93,6 +93,8 @@ pub struct Table {
     pub covers_physical: bool,
     pub display: String,
     pub number_prefix: Option<String>,
+    /// The list view's columns, in order (declared `list`, inherited, or a default).
+    pub list: Vec<String>,
     /// System, inherited and own columns.
     pub columns: Vec<Column>,
     pub(crate) index: HashMap<String, usize>,

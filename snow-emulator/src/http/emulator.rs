@@ -56,6 +56,12 @@ pub async fn reset(
     State(state): State<AppState>,
     _access: ControlAccess,
 ) -> Result<Json<Value>, ApiError> {
+    reset_instance(&state).await?;
+    Ok(Json(json!({ "status": "reset" })))
+}
+
+/// What `POST /_emulator/reset` does (also the web UI's Reset button).
+pub(crate) async fn reset_instance(state: &AppState) -> Result<(), ApiError> {
     let settings = state.config.settings();
     state
         .store
@@ -70,7 +76,7 @@ pub async fn reset(
     let _ = state.faults.install(state.config.faults.clone());
     state.worker.wake();
     tracing::info!("instance reset");
-    Ok(Json(json!({ "status": "reset" })))
+    Ok(())
 }
 
 /// `GET /_emulator/faults`: the installed plan, with how often each fault matched and fired.
@@ -155,7 +161,7 @@ pub async fn set_worker(
 }
 
 /// Processes exactly one transaction while the worker is paused.
-async fn step(state: &AppState) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn step(state: &AppState) -> Result<Json<Value>, ApiError> {
     let (store, faults) = (state.store.clone(), state.faults.clone());
     let processed =
         tokio::task::spawn_blocking(move || crate::app::process::process_next(&store, &faults))

@@ -128,7 +128,7 @@ pub async fn generate_token(
                 let Some(refresh) = tokens.refresh_token else {
                     return Ok(None);
                 };
-                let expires = refresh_expiry(conn, catalog, &refresh)?;
+                let expires = auth::refresh_expiry(conn, catalog, &refresh)?;
                 Ok(Some((refresh, expires, user)))
             },
         )
@@ -150,19 +150,6 @@ pub async fn generate_token(
 }
 
 /// When the refresh token just issued expires (its `oauth_credential` record).
-fn refresh_expiry(
-    conn: &rusqlite::Connection,
-    catalog: &crate::catalog::Catalog,
-    refresh: &str,
-) -> Result<String, crate::store::StoreError> {
-    let creds = catalog.table("oauth_credential").ok_or_else(|| {
-        crate::store::StoreError::Invalid("the catalog has no oauth_credential table".into())
-    })?;
-    let hash = auth::token_hash(refresh);
-    let found = crate::store::find_by(conn, creds, &[("token", &hash), ("type", "refresh_token")])?;
-    Ok(found.map(|c| c["expires"].clone()).unwrap_or_default())
-}
-
 fn seconds_between(from: &str, to: &str) -> i64 {
     let parse = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok();
     match (parse(from), parse(to)) {

@@ -9,14 +9,14 @@
 //!   clock, web UI)
 
 pub mod access;
-mod emulator;
+pub(crate) mod emulator;
 mod fault_layer;
 mod import_set;
 mod integration;
 mod oauth;
 mod rate_limit;
 mod stats;
-mod table_api;
+pub(crate) mod table_api;
 mod xml;
 
 use std::net::SocketAddr;
@@ -48,6 +48,8 @@ pub struct Inner {
     pub config: Config,
     pub worker: Arc<WorkerControl>,
     pub faults: Arc<crate::faults::Faults>,
+    /// The web UI's logged-in sessions (`crate::ui`).
+    pub sessions: Arc<crate::ui::Sessions>,
     pub scheme: &'static str,
     pub local_addr: SocketAddr,
 }
@@ -160,6 +162,7 @@ pub fn router(state: AppState) -> Router {
             "/api/x_fls_flexera_fnms/integration/generate_token",
             post(integration::generate_token),
         )
+        .merge(crate::ui::routes())
         .fallback(|| async { ApiError::no_resource() })
         .layer(axum::middleware::from_fn(rate_limit::headers))
         .layer(axum::middleware::from_fn_with_state(
