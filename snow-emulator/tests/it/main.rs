@@ -17,3 +17,4 @@ mod platform;
 mod table_api;
 mod tls;
 mod transform;
+mod ui;
