@@ -10,6 +10,8 @@
 //! over HTTP even here.
 
 pub mod bench;
+#[cfg(test)]
+mod browser_tests;
 mod controls;
 pub mod demo;
 #[cfg(test)]

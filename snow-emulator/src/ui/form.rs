@@ -59,6 +59,8 @@ pub struct FormPage {
     pub display: String,
     pub fields: Vec<Field>,
     pub editable: bool,
+    /// The user may write this table: the form offers an Edit link.
+    pub may_edit: bool,
     pub related: Vec<Related>,
     pub progress: Option<Progress>,
 }
@@ -72,10 +74,11 @@ pub async fn page(r: Req<'_>, table: String) -> Response {
         return save(r, table, sys_id).await;
     }
     let updated = param(&r.params, "sysparm_updated") == Some("true");
+    let edit = param(&r.params, "sysparm_edit") == Some("true");
     let Req { state, viewer, .. } = r;
     let built = state
         .store
-        .call(move |conn, catalog| build(conn, catalog, &viewer, &table, &sys_id))
+        .call(move |conn, catalog| build(conn, catalog, &viewer, &table, &sys_id, edit))
         .await;
     match built {
         Ok(Ok(mut page)) => {
@@ -102,6 +105,7 @@ fn build(
     viewer: &Viewer,
     name: &str,
     sys_id: &str,
+    edit: bool,
 ) -> Result<FormPage, ApiError> {
     let table = readable(catalog, viewer, name)?;
     let record = store::get(conn, table, sys_id)?.ok_or_else(not_found)?;
@@ -119,22 +123,16 @@ fn build(
                 )
         })
         .unwrap_or(table);
-    let editable = viewer.session
+    let may_edit = viewer.session
         && acl::check(
             catalog,
             &viewer.who,
             Operation::Write,
             Resource::Table(&table.name),
         );
-    // Own and inherited columns first, the system columns last (as a form's footer).
-    let (system, own): (Vec<&Column>, Vec<&Column>) = table
-        .columns
-        .iter()
-        .filter(|c| c.kind != ColumnType::Password)
-        .partition(|c| SYS_COLUMNS.contains(&c.name.as_str()));
-    let fields = own
+    let editable = may_edit && edit;
+    let fields = form_order(table)
         .into_iter()
-        .chain(system)
         .map(|c| field(conn, catalog, c, &record, editable))
         .collect::<Result<Vec<_>, _>>()?;
     let display = record.get(&table.display).cloned().unwrap_or_default();
@@ -144,6 +142,7 @@ fn build(
         progress: pages::run_progress(conn, catalog, &table.name, &record)?,
         related: related(conn, catalog, viewer, table, sys_id)?,
         editable: editable && fields.iter().any(|f| f.editable),
+        may_edit: may_edit && !editable,
         chrome,
         table: table.name.clone(),
         label: table.label.clone(),
@@ -151,6 +150,39 @@ fn build(
         display,
         fields,
     })
+}
+
+/// The form's order: the display column, the list view's columns, the rest, long text, and
+/// the system columns last (a form's footer).
+fn form_order(table: &Table) -> Vec<&Column> {
+    let rank = |c: &Column| {
+        if c.name == table.display {
+            0
+        } else if SYS_COLUMNS.contains(&c.name.as_str()) {
+            4
+        } else if c.kind == ColumnType::Xml {
+            3
+        } else if table.list.contains(&c.name) {
+            1
+        } else {
+            2
+        }
+    };
+    let mut columns: Vec<&Column> = table
+        .columns
+        .iter()
+        .filter(|c| c.kind != ColumnType::Password)
+        .collect();
+    // Stable: within a rank, the list view's order, else the catalog's.
+    columns.sort_by_key(|c| {
+        let at = table
+            .list
+            .iter()
+            .position(|n| *n == c.name)
+            .unwrap_or(usize::MAX);
+        (rank(c), at)
+    });
+    columns
 }
 
 /// Plain values are editable; references, XML and the system columns are not.

@@ -325,7 +325,10 @@ fn cards(conn: &Connection, catalog: &Catalog) -> Result<Vec<Card>, ApiError> {
     types
         .into_iter()
         .map(|t| {
-            let query = format!("import_type={}^ORDERBYDESCsys_created_on", t.value);
+            let query = format!(
+                "import_type={}^ORDERBYDESCsys_created_on^ORDERBYDESCnumber",
+                t.value
+            );
             Ok(Card {
                 import_type: t.label,
                 run: runs(conn, catalog, &query, 1)?.into_iter().next(),
@@ -374,7 +377,12 @@ pub async fn dashboard(r: Req<'_>) -> Response {
             Ok(DashboardPage {
                 chrome: Chrome::new(conn, catalog, &viewer, "Dashboard", "/navpage.do")?,
                 cards: cards(conn, catalog)?,
-                recent: runs(conn, catalog, "ORDERBYDESCsys_created_on", 10)?,
+                recent: runs(
+                    conn,
+                    catalog,
+                    "ORDERBYDESCsys_created_on^ORDERBYDESCnumber",
+                    10,
+                )?,
                 targets: targets(conn, catalog, &viewer)?,
             })
         })

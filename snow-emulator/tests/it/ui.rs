@@ -610,3 +610,45 @@ async fn the_controls_page_pauses_steps_moves_the_clock_and_resets() {
     );
     emu.stop().await;
 }
+
+#[tokio::test]
+async fn an_administrator_edits_a_record_from_its_form() {
+    let emu = TestInstance::start().await;
+    computers(&emu, 1).await;
+    let mut b = Browser::new(&emu);
+    b.login("admin", "admin").await;
+    let id = emu.records("cmdb_ci_computer", "name=WEB-00").await[0]["sys_id"]
+        .as_str()
+        .expect("sys_id")
+        .to_owned();
+    let path = format!("/cmdb_ci_computer.do?sys_id={id}");
+    let view = b.get(&path).await;
+    assert!(view.body.contains("id=\"edit_record\""), "an Edit link");
+    assert!(!view.body.contains("name=\"os\""), "read-only until Edit");
+    let edit = b.get(&format!("{path}&sysparm_edit=true")).await;
+    assert!(edit.body.contains("name=\"os\""));
+    let ck = b.token().await;
+    let saved = b
+        .post(
+            &path,
+            &[
+                ("sysparm_ck", &ck),
+                ("os", "Windows 12"),
+                ("sys_created_by", "mallory"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    assert_eq!(saved.location, format!("{path}&sysparm_updated=true"));
+    let record = &emu.records("cmdb_ci_computer", "name=WEB-00").await[0];
+    assert_eq!(record["os"], json!("Windows 12"));
+    assert_eq!(record["sys_updated_by"], json!("admin"));
+    assert_ne!(
+        record["sys_created_by"],
+        json!("mallory"),
+        "system columns are not editable"
+    );
+    let shown = b.get(&saved.location).await;
+    assert!(shown.body.contains("Record updated"));
+    emu.stop().await;
+}
