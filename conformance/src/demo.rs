@@ -157,8 +157,8 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> anyhow::Result<i3
     if options.keep_running {
         writeln!(
             out,
-            "\nThe instance stays up until Ctrl-C. Try:\n  curl -s -u {}:<admin password> '{}/api/now/table/x_fls_flexera_fnms_import_run?sysparm_display_value=true'",
-            credentials.admin_user, instance.url
+            "\nThe instance stays up until Ctrl-C.\n  Web UI:    {}/navpage.do  (log in as {} with the admin password)\n  Table API: curl -s -u {}:<admin password> '{}/api/now/table/x_fls_flexera_fnms_import_run?sysparm_display_value=true'",
+            instance.url, credentials.admin_user, credentials.admin_user, instance.url
         )?;
         out.flush()?;
         instance.serve_until_ctrl_c().await?;

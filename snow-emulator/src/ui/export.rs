@@ -1,7 +1,7 @@
-//! URL exports ([SN-URL-EXPORT], [SN-JSONV2] in docs/sources.md): `/{table}_list.do?CSV`,
-//! `?XML` and `?JSONv2` (also on `/{table}.do`), with `sysparm_query`, `sysparm_orderby` and
-//! `sysparm_fields`, for scripts that pull data that way. Basic authentication works, and
-//! only tables the caller may read are exported.
+//! URL exports ([SN-URL-EXPORT], [SN-EXPORT-PARAMS], [SN-JSONV2] in docs/sources.md):
+//! `/{table}_list.do?CSV`, `?XML` and `?JSONv2` (also on `/{table}.do`), with
+//! `sysparm_query`, `sysparm_orderby` and `sysparm_fields`, for scripts that pull data that
+//! way. Basic authentication works, and only tables the caller may read are exported.
 //!
 //! - CSV: the list view's columns (all with `sysparm_default_export_fields=all`), every value
 //!   quoted, display values unless `sysparm_display_value=false`, names as headers unless

@@ -1,7 +1,8 @@
 //! Logged-in sessions of the web UI, as on an instance: `login.do` checks the user's password
 //! and sets a `JSESSIONID` cookie; the session ends at `logout.do` or after 30 minutes without
-//! a request (glide.ui.session_timeout's default), measured on the instance clock. Sessions
-//! live in memory (designed): a restarted emulator asks everyone to log in again.
+//! a request (glide.ui.session_timeout's fallback, [SN-SESSION] in docs/sources.md), measured
+//! on the instance clock. Sessions live in memory (designed): a restarted emulator asks
+//! everyone to log in again.
 //!
 //! Every form a page shows carries the session's `sysparm_ck` token, and a POST without the
 //! right one changes nothing (ServiceNow's form token, against cross-site requests).
@@ -15,7 +16,7 @@ use rand::distr::Alphanumeric;
 
 /// The cookie an instance sets for a UI session.
 pub const COOKIE: &str = "JSESSIONID";
-/// glide.ui.session_timeout's default, in minutes.
+/// glide.ui.session_timeout's fallback, in minutes.
 pub const IDLE_MINUTES: i64 = 30;
 /// More sessions than any developer machine needs; the oldest go first beyond it.
 const MAX_SESSIONS: usize = 10_000;
