@@ -68,7 +68,7 @@ pub struct FormPage {
 pub async fn page(r: Req<'_>, table: String) -> Response {
     let sys_id = param(&r.params, "sys_id").unwrap_or_default().to_owned();
     if r.post {
-        if let Err(refused) = r.checked_post() {
+        if let Some(refused) = r.refused_post() {
             return refused;
         }
         return save(r, table, sys_id).await;

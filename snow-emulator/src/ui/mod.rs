@@ -188,13 +188,14 @@ pub(crate) struct Req<'a> {
 }
 
 impl Req<'_> {
-    /// A POST must carry the session's form token and come from a session (not Basic).
-    pub fn checked_post(&self) -> Result<(), Response> {
+    /// The refusal page when a POST lacks the session's form token or comes without a
+    /// session (Basic); None when it may go on.
+    pub fn refused_post(&self) -> Option<Response> {
         let sent = param(&self.form, "sysparm_ck").unwrap_or_default();
         if self.viewer.session && !sent.is_empty() && sent == self.viewer.csrf {
-            Ok(())
+            None
         } else {
-            Err(pages::message(
+            Some(pages::message(
                 StatusCode::FORBIDDEN,
                 "Invalid form token",
                 "The form was not sent from this session's page; nothing was changed. Reload the page and try again.",

@@ -462,7 +462,7 @@ fn properties_of(
 ) -> Result<Vec<Fields>, ApiError> {
     let table = catalog
         .table("sys_properties")
-        .ok_or_else(|| ApiError::no_resource())?;
+        .ok_or_else(ApiError::no_resource)?;
     let mut q = store::parse_encoded_query("ORDERBYname");
     q.and("name", Op::StartsWith, prefix);
     Ok(store::find(conn, table, &q, 1000, 0)?)
@@ -470,7 +470,7 @@ fn properties_of(
 
 pub async fn properties(r: Req<'_>) -> Response {
     if r.post
-        && let Err(refused) = r.checked_post()
+        && let Some(refused) = r.refused_post()
     {
         return refused;
     }
@@ -547,7 +547,7 @@ fn save_properties(
     )?;
     let table = catalog
         .table("sys_properties")
-        .ok_or_else(|| ApiError::no_resource())?;
+        .ok_or_else(ApiError::no_resource)?;
     let tx = conn
         .unchecked_transaction()
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -591,7 +591,7 @@ struct TokenPage {
 /// give the refresh token the export utility takes, as the app's endpoint does.
 pub async fn generate_token(r: Req<'_>) -> Response {
     if r.post
-        && let Err(refused) = r.checked_post()
+        && let Some(refused) = r.refused_post()
     {
         return refused;
     }
@@ -670,7 +670,7 @@ pub async fn controls(r: Req<'_>) -> Response {
     }
     let mut notice = None;
     if r.post {
-        if let Err(refused) = r.checked_post() {
+        if let Some(refused) = r.refused_post() {
             return refused;
         }
         match control_action(r.state, &r.form).await {
