@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
-use super::views::{Run, State, Transaction};
+use super::views::{Run, State, Transaction, unfinished_query};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, property, table};
 use crate::catalog::{Catalog, ImportType};
 use crate::store::{self, Fields, StoreError, quote};
@@ -380,8 +380,7 @@ fn open_run(
         }
         return Ok(Ok(run));
     }
-    let mut open = store::parse_encoded_query("state!=succeeded^state!=failed");
-    open.order.push(("number".into(), false));
+    let open = unfinished_query();
     if let Some(blocking) = store::find(conn, runs, &open, 1, 0)?.into_iter().next() {
         let why = format!("{} is {}", blocking["number"], blocking["state"]);
         return Ok(Err(failure(ReturnCode::ImportInProgress, why, tid)));

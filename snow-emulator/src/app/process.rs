@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
-use super::views::{Run, State, Transaction};
+use super::views::{Run, State, Transaction, unfinished_query};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, run_as_user, table};
 use crate::catalog::{Catalog, ImportType, Table};
 use crate::faults::{Faults, WorkerFault};
@@ -114,7 +114,7 @@ pub fn fail_processing(store: &Store, why: &str) -> Result<()> {
 /// Makes the oldest unfinished transaction Processing and the other New ones Waiting.
 fn claim(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Transaction>> {
     let transactions = table(catalog, TRANSACTION_TABLE)?;
-    let unfinished = store::parse_encoded_query("state!=succeeded^state!=failed^ORDERBYnumber");
+    let unfinished = unfinished_query();
     let Some(t) = store::find(conn, transactions, &unfinished, 1, 0)?.pop() else {
         return Ok(None);
     };

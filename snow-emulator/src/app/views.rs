@@ -1,7 +1,7 @@
 //! Typed views of the app's own records: the states of Import Runs and Import Transactions,
 //! and the rows the app's logic reads, so that code names fields and states, not strings.
 
-use crate::store::{Fields, StoreError};
+use crate::store::{self, EncodedQuery, Fields, StoreError};
 
 /// The state of an Import Transaction (documented [ITX-510] in docs/sources.md; the same
 /// choice list serves Import Runs, designed).
@@ -47,6 +47,22 @@ impl State {
     pub fn is_terminal(self) -> bool {
         matches!(self, State::Succeeded | State::Failed)
     }
+}
+
+/// Runs or transactions not yet finished (New, Waiting, Processing, or no state), oldest first.
+/// Spelled as an `IN` list plus an empty test, which the state index serves; the equivalent
+/// `state!=succeeded^state!=failed` becomes `(state IS NULL OR state != ?)`, which no index
+/// serves, so every lookup scanned the whole table and a large export went quadratic.
+pub fn unfinished_query() -> EncodedQuery {
+    let open: Vec<&str> = State::ALL
+        .into_iter()
+        .filter(|s| !s.is_terminal())
+        .map(State::as_str)
+        .collect();
+    store::parse_encoded_query(&format!(
+        "stateIN{}^ORstateISEMPTY^ORDERBYnumber",
+        open.join(",")
+    ))
 }
 
 impl std::fmt::Display for State {
@@ -137,5 +153,38 @@ mod tests {
         assert_eq!(State::parse("Processing"), None);
         let terminal: Vec<State> = State::ALL.into_iter().filter(|s| s.is_terminal()).collect();
         assert_eq!(terminal, [State::Succeeded, State::Failed]);
+    }
+
+    /// The worker's claim and the intake's busy check run this once per segment: it must be an
+    /// index search, not a scan of every transaction ever received.
+    #[test]
+    fn the_unfinished_lookup_searches_the_state_index() {
+        let catalog = std::sync::Arc::new(crate::catalog::load_embedded().expect("catalog"));
+        let store = crate::store::Store::open(":memory:", catalog.clone()).expect("store");
+        let conn = store.lock();
+        for name in [super::super::RUN_TABLE, super::super::TRANSACTION_TABLE] {
+            let table = catalog.table(name).expect("app table");
+            let (cond, params, order) = unfinished_query().to_sql(table, None);
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT * FROM {} WHERE {cond} ORDER BY {order} LIMIT 1",
+                crate::store::quote(&table.physical)
+            );
+            let mut stmt = conn.prepare(&sql).expect("plan");
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .expect("plan rows")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            assert!(
+                plan.iter().all(|step| !step.starts_with("SCAN")),
+                "{name}: {plan:?}"
+            );
+            assert!(
+                plan.iter().any(|s| s.contains("(state=?)")),
+                "{name}: {plan:?}"
+            );
+        }
     }
 }
