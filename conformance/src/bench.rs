@@ -397,16 +397,18 @@ async fn completeness(api: &TableApi, estate: Estate, runs: u64) -> anyhow::Resu
 }
 
 /// Seconds to copy every table of `source` into a fresh `dest` in one transaction, and the
-/// source's size in bytes (main file plus WAL).
+/// source's size in bytes: its pages in use (WAL frames included, free pages not), which is
+/// what the file holds once checkpointed, not what a WAL file happens to have grown to.
 pub fn floor(source: &Path, dest: &Path) -> anyhow::Result<(f64, u64)> {
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let wal = PathBuf::from(format!("{}-wal", source.display()));
-    let bytes = size(source) + size(&wal);
     if dest.exists() {
         std::fs::remove_file(dest)?;
     }
     let conn = rusqlite::Connection::open(dest)?;
     conn.execute("ATTACH DATABASE ?1 AS src", [source.display().to_string()])?;
+    let pragma = |name: &str| -> rusqlite::Result<u64> {
+        conn.query_row(&format!("PRAGMA src.{name}"), [], |r| r.get(0))
+    };
+    let bytes = (pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?;
     let tables: Vec<String> = conn
         .prepare(
             "SELECT name FROM src.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",

@@ -181,7 +181,7 @@ pub fn from_sql(kind: ColumnType, value: &Value) -> String {
 
 /// A new sys_id: 32 lowercase hex digits.
 pub fn new_sys_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 pub fn is_sys_id(s: &str) -> bool {

@@ -14,6 +14,7 @@
 //! Import Transaction in one SQLite transaction.
 
 mod context;
+mod found;
 mod identify;
 
 pub use context::{EngineContext, RowState};
@@ -50,6 +51,8 @@ pub struct RowOutcome {
 }
 
 struct PreparedMap<'c> {
+    /// Its position in the engine's maps (and in the found-record cache).
+    index: usize,
     map: &'c TransformMap,
     target: &'c Table,
     /// Distinct target columns the map writes.
@@ -73,6 +76,7 @@ impl<'c> PreparedMap<'c> {
     /// Compiles one map against its target table: the columns it writes, its lookup, insert
     /// and update statements, and what the properties allow.
     fn new(
+        index: usize,
         map: &'c TransformMap,
         target: &'c Table,
         ctx: &EngineContext,
@@ -100,6 +104,7 @@ impl<'c> PreparedMap<'c> {
             .map(|c| cols.iter().position(|m| m.name == c.name))
             .collect();
         Ok(PreparedMap {
+            index,
             insert_pos,
             allow_insert: ctx.allows(map.insert_property.as_deref()),
             allow_update: ctx.allows(map.update_property.as_deref()),
@@ -194,6 +199,8 @@ pub struct Engine<'c> {
     /// hits are kept: records are not deleted while a transaction is processed, so a hit
     /// stays true, while a miss may not (a map may insert the record).
     references: RefCell<HashMap<(String, String, String), String>>,
+    /// Records found by coalesce keys in this transaction (see [`found`]).
+    found: found::FoundCache,
 }
 
 /// Bound on the reference cache (distinct model numbers, publishers… per transaction).
@@ -217,10 +224,12 @@ impl<'c> Engine<'c> {
             let target = catalog.table(&map.target_table).ok_or_else(|| {
                 StoreError::Invalid(format!("unknown target table {}", map.target_table))
             })?;
-            maps.push(PreparedMap::new(map, target, &ctx)?);
+            maps.push(PreparedMap::new(maps.len(), map, target, &ctx)?);
         }
+        let physical: Vec<&str> = maps.iter().map(|m| m.target.physical.as_str()).collect();
         Ok(Self {
             catalog,
+            found: found::FoundCache::new(&physical),
             maps,
             ctx,
             references: RefCell::new(HashMap::new()),
@@ -407,12 +416,12 @@ impl<'c> Engine<'c> {
             }
         }
         let (existing, note) = match self.find_target(conn, pm, row, &values)? {
-            Found::Record(id, current, note) => (Some((id, current)), note),
+            Found::Record(record, note) => (Some(record), note),
             Found::Nothing(note) => (None, note),
             Found::Skip(note) => return Ok(Ok((RowState::Skipped, String::new(), Some(note)))),
         };
         Ok(Ok(match existing {
-            Some((sys_id, current)) => self.update(conn, pm, sys_id, current, values, note)?,
+            Some(record) => self.update(conn, pm, record, values, note)?,
             None if !pm.map.create => (
                 RowState::Skipped,
                 String::new(),
@@ -442,7 +451,7 @@ impl<'c> Engine<'c> {
             return Ok(match ident.decide(conn, row)? {
                 identify::Decision::Update { sys_id, note } => {
                     match self.current(conn, &pm.by_id_sql, pm, vec![Value::Text(sys_id)])? {
-                        Some((id, cur)) => Found::Record(id, cur, Some(note)),
+                        Some((id, cur)) => Found::Record(Target::new(id, cur, None), Some(note)),
                         None => Found::Nothing(Some(note)),
                     }
                 }
@@ -454,7 +463,7 @@ impl<'c> Engine<'c> {
         for (f, &pos) in pm.map.fields.iter().zip(&pm.field_pos) {
             if f.coalesce {
                 match &values[pos] {
-                    Some(v) if *v != Value::Null => keys.push(v.clone()),
+                    Some(v) if *v != Value::Null => keys.push((v.clone(), f.case_sensitive)),
                     _ => return Ok(Found::Skip(format!("coalesce field {} is empty", f.target))),
                 }
             }
@@ -462,9 +471,18 @@ impl<'c> Engine<'c> {
         if keys.is_empty() {
             return Ok(Found::Nothing(None));
         }
-        keys.extend(pm.class_params.iter().cloned());
-        Ok(match self.current(conn, &pm.select_sql, pm, keys)? {
-            Some((id, cur)) => Found::Record(id, cur, None),
+        let key = found::key(&keys);
+        if let Some((id, cur)) = self.found.get(pm.index, &key) {
+            return Ok(Found::Record(Target::new(id, cur, Some(key)), None));
+        }
+        let mut params: Vec<Value> = keys.into_iter().map(|(v, _)| v).collect();
+        params.extend(pm.class_params.iter().cloned());
+        Ok(match self.current(conn, &pm.select_sql, pm, params)? {
+            Some((id, cur)) => {
+                self.found
+                    .put(pm.index, key.clone(), (id.clone(), cur.clone()));
+                Found::Record(Target::new(id, cur, Some(key)), None)
+            }
             None => Found::Nothing(None),
         })
     }
@@ -493,11 +511,15 @@ impl<'c> Engine<'c> {
         &self,
         conn: &Connection,
         pm: &PreparedMap<'_>,
-        sys_id: String,
-        mut current: Vec<Value>,
+        target: Target,
         values: Vec<Option<Value>>,
         note: Option<String>,
     ) -> Result<Applied, StoreError> {
+        let Target {
+            sys_id,
+            mut current,
+            key,
+        } = target;
         if !pm.allow_update {
             let note = join_note(note, "updates disabled by property");
             return Ok((RowState::Ignored, sys_id, Some(note)));
@@ -515,12 +537,16 @@ impl<'c> Engine<'c> {
             let note = join_note(note, "no field values changed");
             return Ok((RowState::Ignored, sys_id, Some(note)));
         }
-        let mut params = current;
+        let mut params = current.clone();
         params.push(Value::Text(self.ctx.now.clone()));
         params.push(Value::Text(self.ctx.user.clone()));
         params.push(Value::Text(sys_id.clone()));
         conn.prepare_cached(&pm.update_sql)?
             .execute(params_from_iter(params))?;
+        self.found.wrote(pm.index);
+        if let Some(key) = key {
+            self.found.put(pm.index, key, (sys_id.clone(), current));
+        }
         Ok((RowState::Updated, sys_id, note))
     }
 
@@ -556,6 +582,7 @@ impl<'c> Engine<'c> {
         }
         conn.prepare_cached(&pm.insert_sql)?
             .execute(params_from_iter(params))?;
+        self.found.wrote(pm.index);
         Ok(sys_id)
     }
 }
@@ -563,9 +590,27 @@ impl<'c> Engine<'c> {
 /// One map's result on one row: state, target sys_id, note for the row's comment.
 type Applied = (RowState, String, Option<String>);
 
-/// The record a row maps to.
+/// The record a row maps to: its sys_id, the current values of the map's columns, and the
+/// found-record cache key it was found by (none when found by identification).
+struct Target {
+    sys_id: String,
+    current: Vec<Value>,
+    key: Option<String>,
+}
+
+impl Target {
+    fn new(sys_id: String, current: Vec<Value>, key: Option<String>) -> Self {
+        Self {
+            sys_id,
+            current,
+            key,
+        }
+    }
+}
+
+/// What a row maps to, with the note for the row's comment.
 enum Found {
-    Record(String, Vec<Value>, Option<String>),
+    Record(Target, Option<String>),
     Nothing(Option<String>),
     Skip(String),
 }

@@ -1,0 +1,117 @@
+//! Records found by coalesce keys, remembered for the rest of one Import Transaction.
+//!
+//! A segment of installations names the same few applications again and again, so the model
+//! maps would look each one up hundreds of times. Only this engine writes while a transaction
+//! is processed (the worker holds the store lock throughout), so a remembered record stays
+//! true as long as the engine keeps it current: a map's own updates refresh its entries, and
+//! any write by another map to the same physical table forgets that map's entries. Misses are
+//! not remembered (the map may insert the record next).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use rusqlite::types::Value;
+
+/// Bound on remembered records per map (cleared when full).
+const PER_MAP: usize = 50_000;
+
+/// One remembered record: its sys_id and the current values of the map's columns.
+pub type Record = (String, Vec<Value>);
+
+pub struct FoundCache {
+    maps: Vec<RefCell<HashMap<String, Record>>>,
+    /// For each map, the other maps writing the same physical table.
+    sharing: Vec<Vec<usize>>,
+}
+
+impl FoundCache {
+    /// `physical[i]` is map `i`'s physical target table.
+    pub fn new(physical: &[&str]) -> Self {
+        let sharing = physical
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (0..physical.len())
+                    .filter(|&j| j != i && physical[j] == *p)
+                    .collect()
+            })
+            .collect();
+        Self {
+            maps: physical.iter().map(|_| RefCell::default()).collect(),
+            sharing,
+        }
+    }
+
+    pub fn get(&self, map: usize, key: &str) -> Option<Record> {
+        self.maps[map].borrow().get(key).cloned()
+    }
+
+    /// Remembers (or refreshes) what map `map` found or wrote under `key`.
+    pub fn put(&self, map: usize, key: String, record: Record) {
+        let mut found = self.maps[map].borrow_mut();
+        if found.len() >= PER_MAP {
+            found.clear();
+        }
+        found.insert(key, record);
+    }
+
+    /// Map `map` wrote its table: the other maps writing that table forget what they found.
+    pub fn wrote(&self, map: usize) {
+        for &j in &self.sharing[map] {
+            self.maps[j].borrow_mut().clear();
+        }
+    }
+}
+
+/// The cache key of a coalesce lookup: each key value with its type, text folded as the
+/// column compares it (SQLite's NOCASE folds ASCII letters only).
+pub fn key(values: &[(Value, bool)]) -> String {
+    let mut key = String::new();
+    for (v, case_sensitive) in values {
+        match v {
+            Value::Text(s) if *case_sensitive => {
+                key.push('t');
+                key.push_str(s);
+            }
+            Value::Text(s) => {
+                key.push('t');
+                key.push_str(&s.to_ascii_lowercase());
+            }
+            Value::Integer(i) => key.push_str(&format!("i{i}")),
+            Value::Real(f) => key.push_str(&format!("r{f}")),
+            Value::Null => key.push('n'),
+            Value::Blob(b) => key.push_str(&format!("b{b:?}")),
+        }
+        key.push('\u{1f}');
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_fold_case_unless_case_sensitive_and_keep_types_apart() {
+        let text = |s: &str, cs| (Value::Text(s.into()), cs);
+        assert_eq!(key(&[text("ABC", false)]), key(&[text("abc", false)]));
+        assert_ne!(key(&[text("ABC", true)]), key(&[text("abc", true)]));
+        assert_ne!(key(&[text("1", false)]), key(&[(Value::Integer(1), false)]));
+        assert_ne!(
+            key(&[text("a", false), text("bc", false)]),
+            key(&[text("ab", false), text("c", false)])
+        );
+    }
+
+    #[test]
+    fn a_write_forgets_only_the_other_maps_on_the_same_table() {
+        let cache = FoundCache::new(&["cmdb_ci", "cmdb_ci", "cmdb_model"]);
+        for m in 0..3 {
+            cache.put(m, "k".into(), ("id".into(), vec![]));
+        }
+        cache.wrote(0);
+        assert!(cache.get(0, "k").is_some(), "the writer keeps its own");
+        assert!(cache.get(1, "k").is_none(), "same table: forgotten");
+        assert!(cache.get(2, "k").is_some(), "another table: kept");
+    }
+}
