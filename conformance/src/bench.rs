@@ -48,6 +48,9 @@ pub struct BenchReport {
     pub differential: Phase,
     pub emulator_peak_rss_kib: u64,
     pub emulator_bytes_written: u64,
+    /// CPU time (user + system) the emulator spent over both exports: steadier than wall
+    /// time on a shared machine, and what an export costs the instance.
+    pub emulator_cpu_secs: f64,
     pub emulator_db_bytes: u64,
     pub floor_secs: f64,
     /// Full export wall time / floor.
@@ -82,9 +85,17 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
     let credentials = Credentials::from_env();
     let emulator_db = work.join("emulator.sqlite");
+    // A fresh instance every time: a kept --work directory must not carry the last run's data.
+    for suffix in ["", "-wal", "-shm"] {
+        let stale = PathBuf::from(format!("{}{suffix}", emulator_db.display()));
+        if stale.exists() {
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("cannot remove {}", stale.display()))?;
+        }
+    }
     let mut emulator = Emulator::start(&bins.emulator, &emulator_db, &credentials)?;
     let result = measure(&bins, &emulator.url, &credentials, &db, &work, estate).await;
-    let (emulator_peak_rss_kib, emulator_bytes_written) = emulator.figures();
+    let (emulator_peak_rss_kib, emulator_bytes_written, emulator_cpu_secs) = emulator.figures();
     emulator.stop();
     let (mut full, differential, completeness) = result?;
     let (floor_secs, emulator_db_bytes) = floor(&emulator_db, &work.join("floor.sqlite"))?;
@@ -96,6 +107,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         differential,
         emulator_peak_rss_kib,
         emulator_bytes_written,
+        emulator_cpu_secs,
         emulator_db_bytes,
         floor_secs,
         complete: completeness.is_empty(),
@@ -181,11 +193,13 @@ impl Emulator {
         })
     }
 
-    fn figures(&self) -> (u64, u64) {
+    /// Peak RSS (KiB), bytes written and CPU seconds so far.
+    fn figures(&self) -> (u64, u64, f64) {
         let pid = self.child.id();
         (
             peak_rss_kib(pid).unwrap_or(0),
             bytes_written(pid).unwrap_or(0),
+            cpu_secs(pid).unwrap_or(0.0),
         )
     }
 
@@ -208,6 +222,17 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU seconds of a running process (`/proc/PID/stat` fields 14 and 15, in
+/// USER_HZ ticks, 100 per second on Linux).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it start past its ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// `write_bytes` of `/proc/PID/io`.
@@ -405,10 +430,11 @@ pub fn floor(source: &Path, dest: &Path) -> anyhow::Result<(f64, u64)> {
     }
     let conn = rusqlite::Connection::open(dest)?;
     conn.execute("ATTACH DATABASE ?1 AS src", [source.display().to_string()])?;
-    let pragma = |name: &str| -> rusqlite::Result<u64> {
+    let pragma = |name: &str| -> rusqlite::Result<i64> {
         conn.query_row(&format!("PRAGMA src.{name}"), [], |r| r.get(0))
     };
-    let bytes = (pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?;
+    let pages = pragma("page_count")? - pragma("freelist_count")?;
+    let bytes = u64::try_from(pages * pragma("page_size")?).unwrap_or(0);
     let tables: Vec<String> = conn
         .prepare(
             "SELECT name FROM src.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
@@ -434,7 +460,7 @@ pub fn render(report: &BenchReport) -> String {
         "estate: {} computers ({} virtual), {} contracts ({} contract–computer records), {} applications, {} installations\n\
          full export:          {:>9.2} s  {:>10.0} records/s  ({} records)  exporter peak RSS {:.1} MiB\n\
          1 % differential:     {:>9.2} s  {:>10.0} records/s  ({} records)  exporter peak RSS {:.1} MiB  ({:.1} % of full)\n\
-         emulator:             peak RSS {:.1} MiB, {:.1} MiB written, final database {:.1} MiB ({:.1}× written/size)\n\
+         emulator:             peak RSS {:.1} MiB, {:.1} MiB written, final database {:.1} MiB ({:.1}× written/size), {:.2} s CPU\n\
          floor:                {:>9.2} s  (whole final database into a fresh SQLite file, one transaction)\n\
          ratio to floor:       {:>9.2}×\n\
          complete:             {}{}",
@@ -457,6 +483,7 @@ pub fn render(report: &BenchReport) -> String {
         report.emulator_bytes_written as f64 / 1048576.0,
         report.emulator_db_bytes as f64 / 1048576.0,
         report.emulator_bytes_written as f64 / (report.emulator_db_bytes.max(1)) as f64,
+        report.emulator_cpu_secs,
         report.floor_secs,
         report.ratio_to_floor,
         if report.complete { "yes" } else { "NO" },

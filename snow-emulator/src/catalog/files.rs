@@ -39,6 +39,9 @@ pub struct ColumnDef {
     pub default: Option<String>,
     #[serde(default)]
     pub index: bool,
+    /// Keep this long-text column in a side table (see `Column::out_of_row`).
+    #[serde(default)]
+    pub out_of_row: bool,
 }
 
 #[derive(Debug, Deserialize)]

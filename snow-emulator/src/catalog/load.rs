@@ -138,6 +138,17 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
             "transform map {:?} is declared twice",
             m.name
         );
+        // The worker and the engine write staging and target rows with one INSERT over
+        // every column; out-of-row columns are for the app's own records.
+        for t in [&m.source_table, &m.target_table] {
+            ensure!(
+                catalog
+                    .table(t)
+                    .is_none_or(|t| t.columns.iter().all(|c| !c.out_of_row)),
+                "transform map {:?}: table {t} has an out-of-row column; staging and target tables cannot",
+                m.name
+            );
+        }
     }
     catalog.maps = maps;
     catalog.maps.sort_by(|a, b| {
@@ -159,6 +170,12 @@ fn build(files: Vec<(String, String)>) -> Result<Catalog> {
             def.transaction_type,
             def.staging_table,
             def.transaction_column
+        );
+        ensure!(
+            staging.columns.iter().all(|c| !c.out_of_row),
+            "import type {}: staging table {} cannot have an out-of-row column",
+            def.transaction_type,
+            def.staging_table
         );
         ensure!(
             catalog.import_type(&def.transaction_type).is_none(),
@@ -205,6 +222,11 @@ fn resolve_column(table: &str, name: &str, def: &ColumnDef) -> Result<Column> {
     if let Some(d) = &def.default {
         crate::store::to_sql(kind, d).map_err(|e| anyhow!("{}: default: {e}", ctx()))?;
     }
+    ensure!(
+        !def.out_of_row || kind == ColumnType::Xml,
+        "{}: only long-text (xml) columns can be stored out of row",
+        ctx()
+    );
     Ok(Column {
         name: name.to_owned(),
         label: def.label.clone().unwrap_or_else(|| name.to_owned()),
@@ -221,6 +243,7 @@ fn resolve_column(table: &str, name: &str, def: &ColumnDef) -> Result<Column> {
         default: def.default.clone(),
         index: def.index,
         index_binary: false,
+        out_of_row: def.out_of_row,
     })
 }
 
@@ -243,6 +266,7 @@ fn sys_column(name: &str) -> Column {
         default: None,
         index: false,
         index_binary: false,
+        out_of_row: false,
     }
 }
 
@@ -427,6 +451,16 @@ fn list_columns(
 }
 
 /// Builds the physical tables (after maps have marked the columns they need indexed).
+/// The columns of a map's one index over its coalesce fields, in their order: for two or more
+/// fields, none compared case-sensitively (a NOCASE index cannot serve a BINARY comparison).
+/// Rows arrive grouped by their first key (installations by computer), so such an index
+/// grows in a few places per segment, where one index per field would take each row's second
+/// key at a random page.
+fn coalesce_key_index(coalesce: &[&FieldMap]) -> Option<Vec<String>> {
+    (coalesce.len() >= 2 && coalesce.iter().all(|f| !f.case_sensitive))
+        .then(|| coalesce.iter().map(|f| f.target.clone()).collect())
+}
+
 fn rebuild_physical(catalog: &mut Catalog) -> Result<()> {
     let mut physical: BTreeMap<String, PhysicalTable> = BTreeMap::new();
     for table in catalog.tables.values() {
@@ -436,6 +470,7 @@ fn rebuild_physical(catalog: &mut Catalog) -> Result<()> {
                 name: table.physical.clone(),
                 columns: Vec::new(),
                 has_subclasses: false,
+                key_indexes: Vec::new(),
             });
         if table.name != table.physical {
             entry.has_subclasses = true;
@@ -449,11 +484,31 @@ fn rebuild_physical(catalog: &mut Catalog) -> Result<()> {
                         col.name,
                         table.physical
                     );
+                    ensure!(
+                        existing.out_of_row == col.out_of_row,
+                        "column {} is stored out of row in only part of the {} hierarchy",
+                        col.name,
+                        table.physical
+                    );
                     existing.index |= col.index;
                     existing.index_binary |= col.index_binary;
                 }
                 None => entry.columns.push(col.clone()),
             }
+        }
+    }
+    for map in &catalog.maps {
+        let coalesce: Vec<&FieldMap> = map.fields.iter().filter(|f| f.coalesce).collect();
+        let (Some(key), Some(target)) = (
+            coalesce_key_index(&coalesce),
+            catalog.tables.get(&map.target_table),
+        ) else {
+            continue;
+        };
+        if let Some(p) = physical.get_mut(&target.physical)
+            && !p.key_indexes.contains(&key)
+        {
+            p.key_indexes.push(key);
         }
     }
     catalog.physical = physical.into_values().collect();
@@ -708,14 +763,10 @@ fn resolve_field(
         Some("reject") => ChoiceAction::Reject,
         Some(other) => bail!("unknown choice_action {other:?}"),
     };
-    if f.coalesce {
-        ensure!(f.source.is_some(), "a coalesce field needs a source");
-        to_index.push((
-            target.name.clone(),
-            f.target.clone(),
-            f.coalesce_case_sensitive,
-        ));
-    }
+    ensure!(
+        !f.coalesce || f.source.is_some(),
+        "a coalesce field needs a source"
+    );
     Ok(FieldMap {
         source: f.source,
         target: f.target,
@@ -827,6 +878,14 @@ fn resolve_map(
         identification.is_none() || !fields.iter().any(|f| f.coalesce),
         "a map matches by `identification` or by coalesce fields, not both"
     );
+    // One coalesce field, or a case-sensitive one: an index per field. Several: one index
+    // over them all, made in `rebuild_physical` (see `coalesce_key_index`).
+    let coalesce: Vec<&FieldMap> = fields.iter().filter(|f| f.coalesce).collect();
+    if coalesce_key_index(&coalesce).is_none() {
+        for f in coalesce {
+            to_index.push((target.name.clone(), f.target.clone(), f.case_sensitive));
+        }
+    }
     for (table, column, binary) in to_index {
         mark_index(catalog, &table, &column, binary);
     }

@@ -57,6 +57,10 @@ pub struct Column {
     pub index: bool,
     /// A case-sensitive coalesce uses this column: it gets a BINARY index as well.
     pub index_binary: bool,
+    /// A long-text column kept in a side table of its own, so that updating the record's
+    /// other columns does not rewrite it (SQLite rewrites a whole row on every update; an
+    /// Import Transaction's payload would be written once per state change).
+    pub out_of_row: bool,
 }
 
 impl Column {
@@ -112,6 +116,8 @@ pub struct PhysicalTable {
     pub name: String,
     pub columns: Vec<Column>,
     pub has_subclasses: bool,
+    /// Multi-column indexes, one per transform map coalescing on several fields.
+    pub key_indexes: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //! it through [`Store::call`], which runs the closure on the blocking pool. Every state change
 //! is committed before the caller acknowledges it (WAL, `synchronous=FULL`).
 
+mod out_of_row;
 mod query;
 mod record;
 mod schema;
@@ -122,6 +123,9 @@ pub fn wipe(conn: &mut Connection, catalog: &Catalog) -> Result<()> {
     let tx = conn.transaction()?;
     for t in &catalog.physical {
         tx.execute(&format!("DELETE FROM {}", quote(&t.name)), [])?;
+        for c in t.columns.iter().filter(|c| c.out_of_row) {
+            out_of_row::wipe(&tx, &t.name, c)?;
+        }
     }
     tx.execute("DELETE FROM _emulator_numbers", [])?;
     tx.commit()?;

@@ -191,7 +191,7 @@ fn term_sql(
         return walk_sql(t, table, catalog?, params);
     }
     let col = table.column(&t.field)?;
-    let c = quote(&col.name);
+    let c = super::out_of_row::column_sql(&table.physical, col);
     let empty = format!("({c} IS NULL OR {c} = '')");
     let not_empty = format!("({c} IS NOT NULL AND {c} != '')");
     let like = |pattern: String, params: &mut Vec<Value>, negate: bool| {
@@ -255,7 +255,7 @@ fn term_sql(
         }
         Op::SameAs | Op::NSameAs => {
             let other = table.column(&t.value)?;
-            let o = quote(&other.name);
+            let o = super::out_of_row::column_sql(&table.physical, other);
             if t.op == Op::SameAs {
                 format!("{c} = {o}")
             } else {
@@ -338,7 +338,7 @@ impl EncodedQuery {
                 let col = table.column(field)?;
                 Some(format!(
                     "{}{}",
-                    quote(&col.name),
+                    super::out_of_row::column_sql(&table.physical, col),
                     if *desc { " DESC" } else { "" }
                 ))
             })

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
+use super::out_of_row::{self, column_sql};
 use super::query::EncodedQuery;
 use super::{from_sql, is_sys_id, new_sys_id, quote, to_sql};
-use crate::catalog::{Catalog, ColumnType, Table};
+use crate::catalog::{Catalog, Column, ColumnType, Table};
 
 /// A record as ServiceNow shows values: column → string ("" when empty).
 pub type Fields = BTreeMap<String, String>;
@@ -67,13 +68,19 @@ pub fn next_number(conn: &Connection, table: &Table) -> rusqlite::Result<Option<
     Ok(Some(format!("{prefix}{n:07}")))
 }
 
+/// Every column of `table`, in order, as a query on its physical table reads it.
 fn select_list(table: &Table) -> String {
     table
         .columns
         .iter()
-        .map(|c| quote(&c.name))
+        .map(|c| column_sql(&table.physical, c))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The columns an INSERT writes in the row itself.
+fn in_row(table: &Table) -> impl Iterator<Item = &Column> {
+    table.columns.iter().filter(|c| !c.out_of_row)
 }
 
 fn row_to_fields(table: &Table, row: &rusqlite::Row<'_>) -> rusqlite::Result<Fields> {
@@ -120,14 +127,20 @@ pub fn insert(
         };
         sql_values.push(v);
     }
+    let (apart, in_row_values): (Vec<_>, Vec<_>) = table
+        .columns
+        .iter()
+        .zip(sql_values)
+        .partition(|(c, _)| c.out_of_row);
+    let names: Vec<String> = in_row(table).map(|c| quote(&c.name)).collect();
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({})",
         quote(&table.physical),
-        select_list(table),
-        vec!["?"; table.columns.len()].join(",")
+        names.join(", "),
+        vec!["?"; names.len()].join(",")
     );
     conn.prepare_cached(&sql)?
-        .execute(params_from_iter(sql_values))
+        .execute(params_from_iter(in_row_values.into_iter().map(|(_, v)| v)))
         .map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _)
                 if f.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -136,6 +149,9 @@ pub fn insert(
             }
             other => StoreError::Sqlite(other),
         })?;
+    for (col, v) in apart {
+        out_of_row::write(conn, &table.physical, col, &sys_id, &v)?;
+    }
     Ok(sys_id)
 }
 
@@ -150,6 +166,7 @@ pub fn update(
 ) -> Result<bool, StoreError> {
     let mut sets = Vec::new();
     let mut params = Vec::new();
+    let mut apart = Vec::new();
     for (name, value) in values {
         let Some(col) = table.column(name) else {
             continue;
@@ -159,6 +176,10 @@ pub fn update(
         }
         let v = to_sql(col.kind, value)
             .map_err(|e| StoreError::Invalid(format!("Invalid value for {name}: {e}")))?;
+        if col.out_of_row {
+            apart.push((col, v));
+            continue;
+        }
         sets.push(format!("{} = ?", quote(name)));
         params.push(v);
     }
@@ -175,10 +196,16 @@ pub fn update(
         quote(&table.physical),
         sets.join(", ")
     );
-    Ok(conn
+    let updated = conn
         .prepare_cached(&sql)?
         .execute(params_from_iter(params))?
-        > 0)
+        > 0;
+    if updated {
+        for (col, v) in apart {
+            out_of_row::write(conn, &table.physical, col, sys_id, &v)?;
+        }
+    }
+    Ok(updated)
 }
 
 pub fn delete(conn: &Connection, table: &Table, sys_id: &str) -> Result<bool, StoreError> {
@@ -189,10 +216,16 @@ pub fn delete(conn: &Connection, table: &Table, sys_id: &str) -> Result<bool, St
         "DELETE FROM {} WHERE sys_id = ? AND {filter}",
         quote(&table.physical)
     );
-    Ok(conn
+    let deleted = conn
         .prepare_cached(&sql)?
         .execute(params_from_iter(params))?
-        > 0)
+        > 0;
+    if deleted {
+        for col in table.columns.iter().filter(|c| c.out_of_row) {
+            out_of_row::write(conn, &table.physical, col, sys_id, &Value::Null)?;
+        }
+    }
+    Ok(deleted)
 }
 
 /// One record by sys_id, with the columns of `table` (a parent table shows a child's row
@@ -359,13 +392,14 @@ impl Aggregate {
         }
     }
 
-    fn sql(self, column: &str) -> String {
+    /// The aggregate of `expr`, a column's SQL expression (see [`column_sql`]).
+    fn sql(self, expr: &str) -> String {
         match self {
             Self::Count => "COUNT(*)".to_owned(),
-            Self::Min => format!("MIN({})", quote(column)),
-            Self::Max => format!("MAX({})", quote(column)),
-            Self::Avg => format!("AVG({})", quote(column)),
-            Self::Sum => format!("TOTAL({})", quote(column)),
+            Self::Min => format!("MIN({expr})"),
+            Self::Max => format!("MAX({expr})"),
+            Self::Avg => format!("AVG({expr})"),
+            Self::Sum => format!("TOTAL({expr})"),
         }
     }
 }
@@ -437,8 +471,16 @@ pub fn aggregate(
 ) -> Result<Vec<Group>, StoreError> {
     let group_cols: Vec<_> = group_by.iter().filter_map(|g| table.column(g)).collect();
     let known = |a: Aggregate, f: &str| a == Aggregate::Count || table.column(f).is_some();
-    let mut select: Vec<String> = group_cols.iter().map(|c| quote(&c.name)).collect();
-    select.extend(aggregates.iter().map(|(a, f)| a.sql(f)));
+    let expr = |f: &str| {
+        table
+            .column(f)
+            .map_or_else(|| quote(f), |c| column_sql(&table.physical, c))
+    };
+    let mut select: Vec<String> = group_cols
+        .iter()
+        .map(|c| column_sql(&table.physical, c))
+        .collect();
+    select.extend(aggregates.iter().map(|(a, f)| a.sql(&expr(f))));
     if select.is_empty() || aggregates.iter().any(|(a, f)| !known(*a, f)) {
         return Err(StoreError::Invalid("Invalid aggregate field".into()));
     }
@@ -450,7 +492,7 @@ pub fn aggregate(
     );
     let keys = group_cols
         .iter()
-        .map(|c| quote(&c.name))
+        .map(|c| column_sql(&table.physical, c))
         .collect::<Vec<_>>()
         .join(", ");
     if !keys.is_empty() {
@@ -466,7 +508,7 @@ pub fn aggregate(
             .map(|h| {
                 format!(
                     "{} {} ?",
-                    h.aggregate.sql(&h.field),
+                    h.aggregate.sql(&expr(&h.field)),
                     h.op.replace("!=", "<>")
                 )
             })

@@ -25,7 +25,7 @@ pub fn migrate(conn: &Connection, catalog: &Catalog) -> Result<()> {
     for table in &catalog.physical {
         // Long text (xml) columns go last: SQLite reads a record's columns in order, so a
         // column stored after a 500 kB payload would cost a walk of its overflow pages.
-        let mut ordered: Vec<&Column> = table.columns.iter().collect();
+        let mut ordered: Vec<&Column> = table.columns.iter().filter(|c| !c.out_of_row).collect();
         ordered.sort_by_key(|c| c.kind == ColumnType::Xml);
         let cols: Vec<String> = ordered
             .iter()
@@ -44,7 +44,10 @@ pub fn migrate(conn: &Connection, catalog: &Catalog) -> Result<()> {
                 existing.push(row.get::<_, String>(1)?);
             }
         }
-        for c in &table.columns {
+        for c in table.columns.iter().filter(|c| c.out_of_row) {
+            super::out_of_row::migrate(conn, &table.name, c, existing.contains(&c.name))?;
+        }
+        for c in table.columns.iter().filter(|c| !c.out_of_row) {
             if !existing.contains(&c.name) && c.name != "sys_id" {
                 conn.execute_batch(&format!(
                     "ALTER TABLE {} ADD COLUMN {} {}",
@@ -57,7 +60,7 @@ pub fn migrate(conn: &Connection, catalog: &Catalog) -> Result<()> {
         let mut indexed: Vec<(String, String)> = table
             .columns
             .iter()
-            .filter(|c| c.index)
+            .filter(|c| c.index && !c.out_of_row)
             .map(|c| (c.name.clone(), quote(&c.name)))
             .collect();
         if table.has_subclasses {
@@ -69,6 +72,10 @@ pub fn migrate(conn: &Connection, catalog: &Catalog) -> Result<()> {
                 format!("{} COLLATE BINARY", quote(&c.name)),
             ));
         }
+        for key in &table.key_indexes {
+            let cols: Vec<String> = key.iter().map(|c| quote(c)).collect();
+            indexed.push((key.join("_"), cols.join(", ")));
+        }
         for (suffix, expr) in indexed {
             conn.execute_batch(&format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
@@ -79,4 +86,43 @@ pub fn migrate(conn: &Connection, catalog: &Catalog) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    /// A map coalescing on several fields gets one index over them (in their order), which
+    /// its lookup searches on every key, instead of an index per field.
+    #[test]
+    fn a_multi_field_coalesce_is_served_by_one_index_over_its_fields() {
+        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
+        let store = crate::store::Store::open(":memory:", catalog.clone()).expect("store");
+        let installs = catalog
+            .physical
+            .iter()
+            .find(|p| p.name == "cmdb_sam_sw_install")
+            .expect("installations table");
+        assert_eq!(
+            installs.key_indexes,
+            [vec![
+                "installed_on".to_owned(),
+                "discovery_model".to_owned()
+            ]]
+        );
+        let conn = store.lock();
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT sys_id FROM cmdb_sam_sw_install \
+                 WHERE installed_on = ?1 AND discovery_model = ?2 LIMIT 1",
+                ["a", "b"],
+                |r| r.get(3),
+            )
+            .expect("plan");
+        assert!(
+            plan.contains("idx_cmdb_sam_sw_install_installed_on_discovery_model")
+                && plan.contains("installed_on=? AND discovery_model=?"),
+            "{plan}"
+        );
+    }
 }
