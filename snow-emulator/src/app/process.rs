@@ -17,7 +17,7 @@ use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, run_as_user, tab
 use crate::catalog::{Catalog, ImportType, Table};
 use crate::faults::{Faults, WorkerFault};
 use crate::store::{self, Store, new_sys_id, quote};
-use crate::transform::{Engine, RowOutcome, RowState};
+use crate::transform::{Engine, Memory, RowOutcome, RowState};
 
 /// A transaction the worker finished: its number and its end state.
 #[derive(Debug, Clone)]
@@ -66,7 +66,13 @@ pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>>
     let result = if failed {
         fail_injected(&mut conn, store.catalog(), t)
     } else {
-        process_claimed(&mut conn, store.catalog(), t)
+        let kept = store.take_kept::<Memory>();
+        process_claimed(&mut conn, store.catalog(), t, kept).map(|(processed, memory)| {
+            if let Some(memory) = memory {
+                store.keep(memory);
+            }
+            processed
+        })
     };
     conn.pragma_update(None, "synchronous", "FULL")?;
     result.map(Some)
@@ -133,36 +139,46 @@ fn claim(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Transaction>
         ),
         [State::Waiting.as_str(), State::New.as_str(), &t.sys_id],
     )?;
+    store::wrote(&transactions.physical);
     tx.commit()?;
     Ok(Some(t))
 }
 
-fn process_claimed(conn: &mut Connection, catalog: &Catalog, t: Transaction) -> Result<Processed> {
+/// Processes a claimed transaction in one SQLite transaction. Returns what the engine
+/// learned (for the next transaction) when it succeeded; a failed one was rolled back, and
+/// so is forgotten.
+fn process_claimed(
+    conn: &mut Connection,
+    catalog: &Catalog,
+    t: Transaction,
+    kept: Option<Memory>,
+) -> Result<(Processed, Option<Memory>)> {
     let user = run_as_user(conn, catalog)?;
     let outcome = {
         let tx = conn.transaction()?;
-        match stage_and_transform(&tx, catalog, &t, &user) {
-            Ok(summary) => {
+        match stage_and_transform(&tx, catalog, &t, &user, kept) {
+            Ok((summary, memory)) => {
                 finish(&tx, catalog, &t, State::Succeeded, &summary, &user)?;
                 tx.commit()?;
-                Ok(State::Succeeded)
+                Ok(memory)
             }
             Err(e) => Err(e),
         }
     };
-    let state = match outcome {
-        Ok(state) => state,
+    let (state, memory) = match outcome {
+        Ok(memory) => (State::Succeeded, Some(memory)),
         Err(e) => {
             let tx = conn.transaction()?;
             finish(&tx, catalog, &t, State::Failed, &format!("{e:#}"), &user)?;
             tx.commit()?;
-            State::Failed
+            (State::Failed, None)
         }
     };
-    Ok(Processed {
+    let processed = Processed {
         number: t.number,
         state,
-    })
+    };
+    Ok((processed, memory))
 }
 
 /// Staging rows are written with one prepared INSERT over every column of the table.
@@ -252,7 +268,8 @@ fn stage_and_transform(
     catalog: &Catalog,
     t: &Transaction,
     user: &str,
-) -> Result<String> {
+    kept: Option<Memory>,
+) -> Result<(String, Memory)> {
     let it = catalog
         .import_types
         .iter()
@@ -262,7 +279,7 @@ fn stage_and_transform(
     let insert_sql = staging_insert_sql(staging);
     let now = crate::clock::now_string();
     let context = super::routing::engine_context(conn, catalog, user, now.clone())?;
-    let engine = Engine::new(catalog, &staging.name, context)?;
+    let engine = Engine::new(catalog, &staging.name, context, kept)?;
     let mut ctx = RowContext {
         staging,
         it,
@@ -296,8 +313,10 @@ fn stage_and_transform(
     if let Some(e) = failure {
         return Err(e);
     }
+    store::wrote(&staging.physical);
     let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
-    Ok(summary(rows, &counts, engine.has_maps(), staging, unknown))
+    let summary = summary(rows, &counts, engine.has_maps(), staging, unknown);
+    Ok((summary, engine.into_memory()))
 }
 
 /// The transaction's message: what happened to its rows.

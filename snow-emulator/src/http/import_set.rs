@@ -34,7 +34,7 @@ fn transform_engine<'c>(
     // The same context the app's worker builds: properties, plugins, run-as user, one time.
     let context =
         crate::app::routing::engine_context(conn, catalog, user, crate::clock::now_string())?;
-    Ok(Engine::new(catalog, &staging.name, context)?)
+    Ok(Engine::new(catalog, &staging.name, context, None)?)
 }
 
 fn staging_table<'c>(

@@ -5,12 +5,14 @@
 //! it through [`Store::call`], which runs the closure on the blocking pool. Every state change
 //! is committed before the caller acknowledges it (WAL, `synchronous=FULL`).
 
+mod generation;
 mod out_of_row;
 mod query;
 mod record;
 mod schema;
 pub mod seed;
 
+use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::{Context, Result};
@@ -20,6 +22,7 @@ use rusqlite::types::Value;
 use crate::catalog::{Catalog, ColumnType};
 use crate::clock::{self, Clock};
 
+pub use generation::{generation, wrote};
 pub use query::{EncodedQuery, Op, parse_encoded_query};
 pub use record::*;
 
@@ -32,6 +35,9 @@ struct Inner {
     conn: Mutex<Connection>,
     catalog: Arc<Catalog>,
     clock: Clock,
+    /// What a caller keeps between uses of this database (the worker's transform caches),
+    /// opaque to the store; see [`Store::keep`].
+    kept: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 /// The locked connection; while it lives, the instance clock is the thread's current clock
@@ -74,6 +80,7 @@ impl Store {
                 conn: Mutex::new(conn),
                 catalog,
                 clock: Clock::default(),
+                kept: Mutex::new(None),
             }),
         })
     }
@@ -102,6 +109,27 @@ impl Store {
         }
     }
 
+    /// Keeps `value` with this database until [`Store::take_kept`]; it must stay true of this
+    /// database only (check it against [`generation`]s before use).
+    pub fn keep<T: Any + Send>(&self, value: T) {
+        *self
+            .inner
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(value));
+    }
+
+    /// Takes what was kept, if it is a `T`.
+    pub fn take_kept<T: Any + Send>(&self) -> Option<T> {
+        let kept = self
+            .inner
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        kept.downcast::<T>().ok().map(|b| *b)
+    }
+
     /// Runs `f` with the connection on the blocking thread pool.
     pub async fn call<R, F>(&self, f: F) -> Result<R>
     where
@@ -123,6 +151,7 @@ pub fn wipe(conn: &mut Connection, catalog: &Catalog) -> Result<()> {
     let tx = conn.transaction()?;
     for t in &catalog.physical {
         tx.execute(&format!("DELETE FROM {}", quote(&t.name)), [])?;
+        wrote(&t.name);
         for c in t.columns.iter().filter(|c| c.out_of_row) {
             out_of_row::wipe(&tx, &t.name, c)?;
         }

@@ -152,6 +152,7 @@ pub fn insert(
     for (col, v) in apart {
         out_of_row::write(conn, &table.physical, col, &sys_id, &v)?;
     }
+    super::wrote(&table.physical);
     Ok(sys_id)
 }
 
@@ -205,6 +206,9 @@ pub fn update(
             out_of_row::write(conn, &table.physical, col, sys_id, &v)?;
         }
     }
+    if updated {
+        super::wrote(&table.physical);
+    }
     Ok(updated)
 }
 
@@ -224,6 +228,9 @@ pub fn delete(conn: &Connection, table: &Table, sys_id: &str) -> Result<bool, St
         for col in table.columns.iter().filter(|c| c.out_of_row) {
             out_of_row::write(conn, &table.physical, col, sys_id, &Value::Null)?;
         }
+    }
+    if deleted {
+        super::wrote(&table.physical);
     }
     Ok(deleted)
 }

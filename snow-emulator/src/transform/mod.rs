@@ -16,8 +16,10 @@
 mod context;
 mod found;
 mod identify;
+mod memory;
 
 pub use context::{EngineContext, RowState};
+pub use memory::Memory;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -198,9 +200,11 @@ pub struct Engine<'c> {
     /// Resolved references (table, field, value folded like SQLite's NOCASE) → sys_id. Only
     /// hits are kept: records are not deleted while a transaction is processed, so a hit
     /// stays true, while a miss may not (a map may insert the record).
-    references: RefCell<HashMap<(String, String, String), String>>,
+    references: RefCell<memory::References>,
     /// Records found by coalesce keys in this transaction (see [`found`]).
     found: found::FoundCache,
+    /// Physical tables the two caches read (map targets, referenced tables).
+    read_tables: Vec<String>,
 }
 
 /// Bound on the reference cache (distinct model numbers, publishers… per transaction).
@@ -209,10 +213,13 @@ const REFERENCE_CACHE: usize = 50_000;
 impl<'c> Engine<'c> {
     /// Prepares the active maps whose source is `source_table` and whose context conditions
     /// hold for `ctx`.
+    /// `kept`: what the previous engine handed back ([`Engine::into_memory`]); its caches
+    /// are taken over if still true.
     pub fn new(
         catalog: &'c Catalog,
         source_table: &str,
         ctx: EngineContext,
+        kept: Option<Memory>,
     ) -> Result<Self, StoreError> {
         let mut maps = Vec::new();
         let in_context = |m: &&TransformMap| {
@@ -227,17 +234,33 @@ impl<'c> Engine<'c> {
             maps.push(PreparedMap::new(maps.len(), map, target, &ctx)?);
         }
         let physical: Vec<&str> = maps.iter().map(|m| m.target.physical.as_str()).collect();
+        let names: Vec<String> = maps.iter().map(|m| m.map.name.clone()).collect();
+        let (references, found) = kept
+            .and_then(|m| m.still_true_for(&names))
+            .unwrap_or_else(|| (HashMap::new(), found::FoundCache::new(&physical)));
         Ok(Self {
             catalog,
-            found: found::FoundCache::new(&physical),
+            found,
+            read_tables: read_tables(catalog, &maps),
             maps,
             ctx,
-            references: RefCell::new(HashMap::new()),
+            references: RefCell::new(references),
         })
     }
 
     pub fn has_maps(&self) -> bool {
         !self.maps.is_empty()
+    }
+
+    /// What this engine learned, for the next transaction of the same maps. Call it only once
+    /// the transaction is committed.
+    pub fn into_memory(self) -> Memory {
+        Memory {
+            maps: self.maps.iter().map(|m| m.map.name.clone()).collect(),
+            snapshot: memory::snapshot(&self.read_tables),
+            references: self.references.into_inner(),
+            found: self.found,
+        }
     }
 
     /// Transforms one staging row (column → non-empty value).
@@ -543,6 +566,7 @@ impl<'c> Engine<'c> {
         params.push(Value::Text(sys_id.clone()));
         conn.prepare_cached(&pm.update_sql)?
             .execute(params_from_iter(params))?;
+        store::wrote(&pm.target.physical);
         self.found.wrote(pm.index);
         if let Some(key) = key {
             self.found.put(pm.index, key, (sys_id.clone(), current));
@@ -582,9 +606,27 @@ impl<'c> Engine<'c> {
         }
         conn.prepare_cached(&pm.insert_sql)?
             .execute(params_from_iter(params))?;
+        store::wrote(&pm.target.physical);
         self.found.wrote(pm.index);
         Ok(sys_id)
     }
+}
+
+/// The physical tables an engine's caches read: its maps' targets and referenced tables.
+fn read_tables(catalog: &Catalog, maps: &[PreparedMap<'_>]) -> Vec<String> {
+    let mut tables: Vec<String> = Vec::new();
+    for pm in maps {
+        let referenced = pm.map.fields.iter().filter_map(|f| match &f.converter {
+            Converter::Reference { table, .. } => catalog.table(table),
+            _ => None,
+        });
+        for t in std::iter::once(pm.target).chain(referenced) {
+            if !tables.contains(&t.physical) {
+                tables.push(t.physical.clone());
+            }
+        }
+    }
+    tables
 }
 
 /// One map's result on one row: state, target sys_id, note for the row's comment.

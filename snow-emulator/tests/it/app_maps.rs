@@ -320,6 +320,44 @@ async fn a_second_full_export_changes_no_row_count() {
     emu.stop().await;
 }
 
+/// The worker keeps what it looked up for the next transaction; a change through the Table API
+/// in between must make it look again (here: the models it found are gone).
+#[tokio::test]
+async fn models_deleted_between_two_exports_are_created_again() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    golden(&emu, &token, "inventory_export", "", true).await;
+    golden(&emu, &token, "application_export", "", true).await;
+    let models = emu.records("cmdb_software_product_model", "").await;
+    assert!(
+        !models.is_empty(),
+        "the first export made no software models"
+    );
+    for m in &models {
+        let id = m["sys_id"].as_str().expect("sys_id");
+        let path = format!("/api/now/table/cmdb_software_product_model/{id}");
+        let r = emu.send(Method::DELETE, &path, &json!({})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+    golden(&emu, &token, "application_export", "", true).await;
+    let again = emu.records("cmdb_software_product_model", "").await;
+    assert_eq!(again.len(), models.len(), "models were not created again");
+    let ids: Vec<&str> = again.iter().filter_map(|m| m["sys_id"].as_str()).collect();
+    let installs = emu.records("cmdb_sam_sw_install", "").await;
+    assert!(!installs.is_empty());
+    for i in &installs {
+        let model = i["software_model"]["value"]
+            .as_str()
+            .or_else(|| i["software_model"].as_str())
+            .expect("software_model");
+        assert!(
+            ids.contains(&model),
+            "an installation points at a deleted model: {i}"
+        );
+    }
+    emu.stop().await;
+}
+
 #[tokio::test]
 async fn removed_computers_are_retired_never_created() {
     let emu = Emulator::start().await;
