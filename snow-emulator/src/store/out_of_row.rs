@@ -18,10 +18,12 @@ pub fn side_table(physical: &str, column: &str) -> String {
 }
 
 /// The SQL expression for a column's value in a query whose FROM is `physical` (unaliased).
+/// A sub-select carries no collation of its own, so it is given the one text columns have
+/// (out-of-row columns are long text): it compares and sorts as it would in the row.
 pub fn column_sql(physical: &str, col: &Column) -> String {
     if col.out_of_row {
         format!(
-            "(SELECT value FROM {} WHERE sys_id = {}.sys_id)",
+            "(SELECT value FROM {} WHERE sys_id = {}.sys_id) COLLATE NOCASE",
             quote(&side_table(physical, &col.name)),
             quote(physical)
         )
@@ -151,11 +153,15 @@ mod tests {
             ("processing", "<a>zeta</a>")
         );
 
-        // Filters and sorts see it.
+        // Filters and sorts see it, comparing without regard to case as in the row.
         let first = store::get(&conn, t, &a).expect("get").expect("a")["number"].clone();
         let second = store::get(&conn, t, &b).expect("get").expect("b")["number"].clone();
         assert_eq!(
             find(&conn, t, "payloadLIKEzeta"),
+            std::slice::from_ref(&first)
+        );
+        assert_eq!(
+            find(&conn, t, "payload=<A>ZETA</A>"),
             std::slice::from_ref(&first)
         );
         assert_eq!(
