@@ -5,8 +5,8 @@
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-/// One record: (field element name, text), in document order.
-pub type XmlRecord = Vec<(String, String)>;
+/// One field of a record: its element name and text.
+pub type XmlField = (String, String);
 
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
@@ -22,15 +22,18 @@ fn check_chars(s: &str) -> Result<(), String> {
     }
 }
 
-/// Where the reader is in a segment: root → record → field.
+/// Where the reader is in a segment: root → record → field. The current record's fields are
+/// kept in buffers reused from record to record (a segment holds hundreds of records of the
+/// same fields), so reading allocates only while the first records are read.
 struct Cursor<'a> {
     root: &'a str,
     record: &'a str,
     depth: usize,
     seen_root: bool,
     count: usize,
-    current: XmlRecord,
-    field: Option<(String, String)>,
+    /// The current record's fields are `fields[..len]`; the rest are spare buffers.
+    fields: Vec<XmlField>,
+    len: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -41,12 +44,12 @@ impl<'a> Cursor<'a> {
             depth: 0,
             seen_root: false,
             count: 0,
-            current: Vec::new(),
-            field: None,
+            fields: Vec::new(),
+            len: 0,
         }
     }
 
-    fn start(&mut self, name: String) -> Result<(), String> {
+    fn start(&mut self, name: &str) -> Result<(), String> {
         let (root, record) = (self.root, self.record);
         match self.depth {
             0 if self.seen_root => return Err("more than one root element".into()),
@@ -57,35 +60,51 @@ impl<'a> Cursor<'a> {
             1 if name != record => {
                 return Err(format!("element <{name}> in <{root}>, expected <{record}>"));
             }
-            1 => self.current = Vec::new(),
-            2 => self.field = Some((name, String::new())),
+            1 => self.len = 0,
+            2 => self.start_field(name),
             _ => return Err(format!("element <{name}> nested inside a field")),
         }
         self.depth += 1;
         Ok(())
     }
 
-    /// Closes an element; returns the record it completed, if it was one.
-    fn end(&mut self) -> Option<XmlRecord> {
+    /// Takes the next spare buffer for a field named `name`.
+    fn start_field(&mut self, name: &str) {
+        if self.len == self.fields.len() {
+            self.fields.push((String::new(), String::new()));
+        }
+        let (n, text) = &mut self.fields[self.len];
+        if n != name {
+            n.clear();
+            n.push_str(name);
+        }
+        text.clear();
+    }
+
+    /// Closes an element; returns true when it completed a record (then `record()`).
+    fn end(&mut self) -> bool {
         self.depth = self.depth.saturating_sub(1);
         match self.depth {
             2 => {
-                if let Some(f) = self.field.take() {
-                    self.current.push(f);
-                }
-                None
+                self.len += 1;
+                false
             }
             1 => {
                 self.count += 1;
-                Some(std::mem::take(&mut self.current))
+                true
             }
-            _ => None,
+            _ => false,
         }
+    }
+
+    /// The fields of the record just completed, in document order.
+    fn record(&self) -> &[XmlField] {
+        &self.fields[..self.len]
     }
 
     /// The text buffer of the field being read, if the reader is inside one.
     fn field_text(&mut self) -> Option<&mut String> {
-        match self.field.as_mut() {
+        match self.fields.get_mut(self.len) {
             Some((_, buf)) if self.depth == 3 => Some(buf),
             _ => None,
         }
@@ -158,12 +177,12 @@ fn resolve_reference(r: &quick_xml::events::BytesRef<'_>) -> Result<char, String
     }
 }
 
-/// Parses a segment, calling `on_record` for each record element.
+/// Parses a segment, calling `on_record` with the fields of each record element.
 pub fn parse(
     data: &str,
     root: &str,
     record: &str,
-    mut on_record: impl FnMut(XmlRecord) -> Result<(), String>,
+    mut on_record: impl FnMut(&[XmlField]) -> Result<(), String>,
 ) -> Result<usize, String> {
     let mut reader = Reader::from_str(data);
     let config = reader.config_mut();
@@ -182,12 +201,10 @@ pub fn parse(
             Event::Decl(decl) => check_declaration(&decl)?,
             Event::DocType(_) => return Err("DOCTYPE declarations are not allowed".into()),
             Event::PI(_) | Event::Comment(_) => {}
-            Event::Start(e) => {
-                cursor.start(String::from_utf8_lossy(e.name().as_ref()).into_owned())?;
-            }
+            Event::Start(e) => cursor.start(&String::from_utf8_lossy(e.name().as_ref()))?,
             Event::End(_) => {
-                if let Some(r) = cursor.end() {
-                    on_record(r)?;
+                if cursor.end() {
+                    on_record(cursor.record())?;
                 }
             }
             Event::Empty(_) => return Err("unexpected empty element".into()),
@@ -208,10 +225,10 @@ pub fn parse(
 mod tests {
     use super::*;
 
-    fn records(data: &str) -> Result<Vec<XmlRecord>, String> {
+    fn records(data: &str) -> Result<Vec<Vec<XmlField>>, String> {
         let mut out = Vec::new();
         parse(data, "Inventories", "Inventory", |r| {
-            out.push(r);
+            out.push(r.to_vec());
             Ok(())
         })?;
         Ok(out)
@@ -268,6 +285,7 @@ mod tests {
         .expect("valid");
         assert_eq!(r.len(), 2);
         assert_eq!(r[0][1], ("ComputerName".into(), "A & B!".into()));
+        assert_eq!(r[1].len(), 2, "a record has only its own fields");
         assert_eq!(r[1][1], ("Domain".into(), String::new()));
         assert_eq!(records("<Inventories/>").expect("empty").len(), 0);
     }

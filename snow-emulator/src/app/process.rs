@@ -9,15 +9,15 @@
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result, anyhow};
-use rusqlite::types::Value;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::Connection;
 
 use super::views::{Run, State, Transaction, unfinished_query};
-use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, run_as_user, table};
+use super::payload::{self, XmlField};
+use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, run_as_user, table};
 use crate::catalog::{Catalog, ImportType, Table};
 use crate::faults::{Faults, WorkerFault};
 use crate::store::{self, Store, new_sys_id, quote};
-use crate::transform::{Engine, Memory, RowOutcome, RowState};
+use crate::transform::{Engine, Memory, PositionalRow, RowOutcome, RowState};
 
 /// A transaction the worker finished: its number and its end state.
 #[derive(Debug, Clone)]
@@ -196,6 +196,11 @@ fn staging_insert_sql(staging: &Table) -> String {
     )
 }
 
+/// An empty text is NULL, as on a real instance.
+fn text(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
 /// What one staging row is written with, besides its data columns.
 struct RowContext<'a> {
     staging: &'a Table,
@@ -206,61 +211,84 @@ struct RowContext<'a> {
     index: i64,
 }
 
-fn staging_values(
+/// Writes one staging row: its data columns, the transform's outcome, the system columns.
+/// Values are bound from where they are, not copied.
+fn insert_staging_row(
+    conn: &Connection,
+    sql: &str,
     ctx: &RowContext<'_>,
-    row: &HashMap<String, String>,
-    o: &RowOutcome,
-) -> Vec<Value> {
-    let text = |s: &str| {
-        if s.is_empty() {
-            Value::Null
-        } else {
-            Value::Text(s.to_owned())
-        }
-    };
-    ctx.staging
-        .columns
-        .iter()
-        .map(|col| match col.name.as_str() {
-            "sys_id" => Value::Text(new_sys_id()),
-            "sys_class_name" => Value::Text(ctx.staging.name.clone()),
-            "sys_created_on" | "sys_updated_on" => Value::Text(ctx.now.to_owned()),
-            "sys_created_by" | "sys_updated_by" => Value::Text(ctx.user.to_owned()),
-            "sys_mod_count" => Value::Integer(0),
-            "sys_import_row" => Value::Integer(ctx.index),
-            "sys_import_state" => Value::Text(o.state.as_str().into()),
-            "sys_import_state_comment" => text(&o.comment),
-            "sys_row_error" => text(&o.error),
-            "sys_target_sys_id" => text(&o.target_sys_id),
-            "sys_target_table" => text(&o.target_table),
-            "sys_transform_map" => text(&o.transform_map),
-            name if name == ctx.it.transaction_column => Value::Text(ctx.transaction.to_owned()),
-            name => row
-                .get(name)
-                .map_or(Value::Null, |v| Value::Text(v.clone())),
-        })
-        .collect()
+    row: &PositionalRow<'_>,
+    o: &RowOutcome<'_>,
+) -> rusqlite::Result<()> {
+    let sys_id = new_sys_id();
+    let mut stmt = conn.prepare_cached(sql)?;
+    for (i, col) in ctx.staging.columns.iter().enumerate() {
+        let at = i + 1;
+        match col.name.as_str() {
+            "sys_id" => stmt.raw_bind_parameter(at, sys_id.as_str()),
+            "sys_class_name" => stmt.raw_bind_parameter(at, ctx.staging.name.as_str()),
+            "sys_created_on" | "sys_updated_on" => stmt.raw_bind_parameter(at, ctx.now),
+            "sys_created_by" | "sys_updated_by" => stmt.raw_bind_parameter(at, ctx.user),
+            "sys_mod_count" => stmt.raw_bind_parameter(at, 0),
+            "sys_import_row" => stmt.raw_bind_parameter(at, ctx.index),
+            "sys_import_state" => stmt.raw_bind_parameter(at, o.state.as_str()),
+            "sys_import_state_comment" => stmt.raw_bind_parameter(at, text(&o.comment)),
+            "sys_row_error" => stmt.raw_bind_parameter(at, text(&o.error)),
+            "sys_target_sys_id" => stmt.raw_bind_parameter(at, text(&o.target_sys_id)),
+            "sys_target_table" => stmt.raw_bind_parameter(at, text(o.target_table)),
+            "sys_transform_map" => stmt.raw_bind_parameter(at, text(o.transform_map)),
+            name if name == ctx.it.transaction_column => {
+                stmt.raw_bind_parameter(at, ctx.transaction)
+            }
+            _ => stmt.raw_bind_parameter(at, row.at(i)),
+        }?;
+    }
+    stmt.raw_execute()?;
+    Ok(())
 }
 
-/// A record's fields as staging columns (`ModelNo` → `u_modelno`); elements without a
-/// column are collected in `unknown`.
-fn staging_row(
-    staging: &Table,
-    record: Vec<(String, String)>,
-    unknown: &mut BTreeSet<String>,
-) -> HashMap<String, String> {
-    let mut row = HashMap::new();
-    for (element, text) in record {
-        let column = format!("u_{}", element.to_lowercase());
-        if staging.column(&column).is_some() {
-            if !text.trim().is_empty() {
-                row.insert(column, text);
-            }
-        } else {
-            unknown.insert(element);
+/// Where a record's fields go in the staging row (`ModelNo` → `u_modelno`). The records of
+/// a segment repeat the same elements in the same order, so each position remembers the
+/// element it last saw and its column.
+struct ColumnsOf<'a> {
+    staging: &'a Table,
+    seen: Vec<(String, Option<usize>)>,
+    /// Elements without a staging column (named in the transaction's message).
+    unknown: BTreeSet<String>,
+}
+
+impl<'a> ColumnsOf<'a> {
+    fn new(staging: &'a Table) -> Self {
+        Self {
+            staging,
+            seen: Vec::new(),
+            unknown: BTreeSet::new(),
         }
     }
-    row
+
+    /// Fills `row` with a record's fields; blank ones stay empty.
+    fn fill(&mut self, row: &mut PositionalRow<'_>, record: &[XmlField]) {
+        row.clear();
+        for (i, (element, text)) in record.iter().enumerate() {
+            if self.seen.get(i).is_none_or(|(e, _)| e != element) {
+                let column = format!("u_{}", element.to_lowercase());
+                let position = self.staging.column_position(&column);
+                if position.is_none() {
+                    self.unknown.insert(element.clone());
+                }
+                let entry = (element.clone(), position);
+                match self.seen.get_mut(i) {
+                    Some(slot) => *slot = entry,
+                    None => self.seen.push(entry),
+                }
+            }
+            if let Some(position) = self.seen[i].1
+                && !text.trim().is_empty()
+            {
+                row.set(position, text);
+            }
+        }
+    }
 }
 
 fn stage_and_transform(
@@ -288,17 +316,17 @@ fn stage_and_transform(
         now: &now,
         index: 0,
     };
-    let mut unknown = BTreeSet::new();
+    let mut columns = ColumnsOf::new(staging);
+    let mut row = PositionalRow::new(staging);
     let mut counts: HashMap<RowState, usize> = HashMap::new();
     let mut failure: Option<anyhow::Error> = None;
     let parsed = payload::parse(&t.payload, &it.root, &it.record, |record| {
-        let row = staging_row(staging, record, &mut unknown);
+        columns.fill(&mut row, record);
         let result = engine
             .transform_row(conn, &row)
             .map_err(anyhow::Error::from)
             .and_then(|o| {
-                conn.prepare_cached(&insert_sql)?
-                    .execute(params_from_iter(staging_values(&ctx, &row, &o)))
+                insert_staging_row(conn, &insert_sql, &ctx, &row, &o)
                     .context("failed to store a staging row")?;
                 *counts.entry(o.state).or_default() += 1;
                 Ok(())
@@ -315,7 +343,7 @@ fn stage_and_transform(
     }
     store::wrote(&staging.physical);
     let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
-    let summary = summary(rows, &counts, engine.has_maps(), staging, unknown);
+    let summary = summary(rows, &counts, engine.has_maps(), staging, columns.unknown);
     Ok((summary, engine.into_memory()))
 }
 

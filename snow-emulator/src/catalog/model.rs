@@ -108,6 +108,11 @@ impl Table {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.index.get(name).map(|&i| &self.columns[i])
     }
+
+    /// The position of a column in `columns`.
+    pub fn column_position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
 }
 
 /// One SQLite table: the union of the columns of the classes stored in it.

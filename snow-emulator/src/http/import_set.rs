@@ -101,8 +101,8 @@ fn stage(
         ("sys_import_state_comment", outcome.comment.clone()),
         ("sys_row_error", outcome.error.clone()),
         ("sys_target_sys_id", outcome.target_sys_id.clone()),
-        ("sys_target_table", outcome.target_table.clone()),
-        ("sys_transform_map", outcome.transform_map.clone()),
+        ("sys_target_table", outcome.target_table.to_owned()),
+        ("sys_transform_map", outcome.transform_map.to_owned()),
     ] {
         fields.insert(k.to_owned(), v);
     }
@@ -119,7 +119,7 @@ fn result_element(
     let mut out = Map::new();
     out.insert("transform_map".into(), json!(outcome.transform_map));
     out.insert("table".into(), json!(outcome.target_table));
-    if let Some(target) = catalog.table(&outcome.target_table)
+    if let Some(target) = catalog.table(outcome.target_table)
         && !outcome.target_sys_id.is_empty()
     {
         let shown = store::display_value(conn, catalog, &target.name, &outcome.target_sys_id)?;

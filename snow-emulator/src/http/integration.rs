@@ -44,9 +44,16 @@ pub async fn fnmstosn(
     if let Some(reply) = injected(&state, &value, tid.as_deref()) {
         return Ok(Json(json!({ "result": reply.result })));
     }
+    let store = state.store.clone();
+    let (value, checked) = tokio::task::spawn_blocking(move || {
+        let checked = intake::DataCheck::of(store.catalog(), &value);
+        (value, checked)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the segment failed: {e}")))?;
     let reply = state
         .store
-        .call(move |conn, catalog| intake::handle(conn, catalog, &value, data_is_utf8))
+        .call(move |conn, catalog| intake::handle(conn, catalog, &value, data_is_utf8, checked))
         .await?;
     let reply = match reply {
         Ok(r) => r,

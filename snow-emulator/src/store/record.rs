@@ -284,10 +284,12 @@ pub fn find_walk(
     offset: i64,
 ) -> Result<Vec<Fields>, StoreError> {
     let (cond, mut params, order) = where_clause(table, query, catalog);
-    params.push(Value::Integer(limit));
     params.push(Value::Integer(offset));
+    // The limit is written into the SQL, not bound: SQLite plans with a bound LIMIT's value,
+    // so a statement with `LIMIT ?` is compiled again on every execution (measured: every
+    // step of the worker's claim query re-prepared). A bound OFFSET does not do that.
     let sql = format!(
-        "SELECT {} FROM {} WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?",
+        "SELECT {} FROM {} WHERE {cond} ORDER BY {order} LIMIT {limit} OFFSET ?",
         select_list(table),
         quote(&table.physical)
     );

@@ -9,14 +9,16 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::types::Value;
 
 /// Bound on remembered records per map (cleared when full).
 const PER_MAP: usize = 50_000;
 
-/// One remembered record: its sys_id and the current values of the map's columns.
-pub type Record = (String, Vec<Value>);
+/// One remembered record: its sys_id and the current values of the map's columns. Shared,
+/// so a hit costs no copy (most hits only compare).
+pub type Record = Arc<(String, Vec<Value>)>;
 
 pub struct FoundCache {
     maps: Vec<RefCell<HashMap<String, Record>>>,
@@ -63,33 +65,39 @@ impl FoundCache {
     }
 }
 
-/// The cache key of a coalesce lookup: each key value with its type, text folded as the
-/// column compares it (SQLite's NOCASE folds ASCII letters only).
-pub fn key(values: &[(Value, bool)]) -> String {
-    let mut key = String::new();
-    for (v, case_sensitive) in values {
-        match v {
-            Value::Text(s) if *case_sensitive => {
-                key.push('t');
-                key.push_str(s);
-            }
-            Value::Text(s) => {
-                key.push('t');
-                key.push_str(&s.to_ascii_lowercase());
-            }
-            Value::Integer(i) => key.push_str(&format!("i{i}")),
-            Value::Real(f) => key.push_str(&format!("r{f}")),
-            Value::Null => key.push('n'),
-            Value::Blob(b) => key.push_str(&format!("b{b:?}")),
+/// Adds one value to the cache key of a coalesce lookup: the value with its type, text
+/// folded as the column compares it (SQLite's NOCASE folds ASCII letters only).
+pub fn push_key(key: &mut String, v: &Value, case_sensitive: bool) {
+    use std::fmt::Write as _;
+    match v {
+        Value::Text(s) if case_sensitive => {
+            key.push('t');
+            key.push_str(s);
         }
-        key.push('\u{1f}');
+        Value::Text(s) => {
+            key.push('t');
+            key.extend(s.chars().map(|c| c.to_ascii_lowercase()));
+        }
+        // Writing to a String cannot fail.
+        Value::Integer(i) => drop(write!(key, "i{i}")),
+        Value::Real(f) => drop(write!(key, "r{f}")),
+        Value::Null => key.push('n'),
+        Value::Blob(b) => drop(write!(key, "b{b:?}")),
     }
-    key
+    key.push('\u{1f}');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(values: &[(Value, bool)]) -> String {
+        let mut key = String::new();
+        for (v, cs) in values {
+            push_key(&mut key, v, *cs);
+        }
+        key
+    }
 
     #[test]
     fn keys_fold_case_unless_case_sensitive_and_keep_types_apart() {
@@ -107,7 +115,7 @@ mod tests {
     fn a_write_forgets_only_the_other_maps_on_the_same_table() {
         let cache = FoundCache::new(&["cmdb_ci", "cmdb_ci", "cmdb_model"]);
         for m in 0..3 {
-            cache.put(m, "k".into(), ("id".into(), vec![]));
+            cache.put(m, "k".into(), Arc::new(("id".into(), vec![])));
         }
         cache.wrote(0);
         assert!(cache.get(0, "k").is_some(), "the writer keeps its own");

@@ -1,7 +1,6 @@
 //! Identification rules (a map's `identification`): an ordered matrix of cases, each a set of
 //! keys, compiled once per Import Transaction into one prepared query per case.
 
-use std::collections::HashMap;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
@@ -75,9 +74,9 @@ impl<'c> PreparedIdent<'c> {
     pub fn decide(
         &self,
         conn: &Connection,
-        row: &HashMap<String, String>,
+        row: &dyn super::SourceRow,
     ) -> Result<Decision, StoreError> {
-        let value = |c: &str| row.get(c).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let value = |c: &str| row.get(c).map(str::trim).filter(|v| !v.is_empty());
         for (rule, sql) in self.ident.rules.iter().zip(&self.sql) {
             if !rule.when.iter().all(|c| c.holds(value(&c.field))) {
                 continue;

@@ -12,8 +12,19 @@ use std::collections::HashMap;
 use super::found::FoundCache;
 use crate::store::generation;
 
-/// Resolved references: (table, field, value folded like NOCASE) → sys_id.
-pub type References = HashMap<(String, String, String), String>;
+/// Resolved references: [`reference_key`] → sys_id.
+pub type References = HashMap<String, String>;
+
+/// The key of a resolved reference: table, field and value folded like NOCASE.
+pub fn reference_key(table: &str, field: &str, value: &str) -> String {
+    let mut key = String::with_capacity(table.len() + field.len() + value.len() + 2);
+    key.push_str(table);
+    key.push('\u{1f}');
+    key.push_str(field);
+    key.push('\u{1f}');
+    key.extend(value.chars().map(|c| c.to_ascii_lowercase()));
+    key
+}
 
 pub struct Memory {
     /// The engine's maps, in order (the found cache is indexed by position).

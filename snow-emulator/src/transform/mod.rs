@@ -17,12 +17,15 @@ mod context;
 mod found;
 mod identify;
 mod memory;
+mod row;
 
 pub use context::{EngineContext, RowState};
 pub use memory::Memory;
+pub use row::{PositionalRow, SourceRow};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
@@ -43,13 +46,23 @@ fn round_div(n: i64, unit: i64) -> i64 {
 
 /// What happened to one staging row (its `sys_import_*` columns).
 #[derive(Debug, Clone, Default)]
-pub struct RowOutcome {
+pub struct RowOutcome<'c> {
     pub state: RowState,
     pub target_sys_id: String,
-    pub target_table: String,
-    pub transform_map: String,
+    pub target_table: &'c str,
+    pub transform_map: &'c str,
     pub comment: String,
     pub error: String,
+}
+
+/// Adds one map's note to a row's comment ("; " between notes).
+fn add_note(comment: &mut String, note: std::fmt::Arguments<'_>) {
+    use std::fmt::Write as _;
+    if !comment.is_empty() {
+        comment.push_str("; ");
+    }
+    // Writing to a String cannot fail.
+    let _ = comment.write_fmt(note);
 }
 
 struct PreparedMap<'c> {
@@ -70,6 +83,8 @@ struct PreparedMap<'c> {
     class_params: Vec<Value>,
     /// For each target table column, its position in `cols` (if the map writes it).
     insert_pos: Vec<Option<usize>>,
+    /// For each target table column, what an insert writes when the map gives no value.
+    defaults: Vec<Value>,
     allow_insert: bool,
     allow_update: bool,
 }
@@ -105,9 +120,20 @@ impl<'c> PreparedMap<'c> {
             .iter()
             .map(|c| cols.iter().position(|m| m.name == c.name))
             .collect();
+        let defaults = target
+            .columns
+            .iter()
+            .map(|c| {
+                c.default
+                    .as_deref()
+                    .and_then(|d| to_sql(c.kind, d).ok())
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
         Ok(PreparedMap {
             index,
             insert_pos,
+            defaults,
             allow_insert: ctx.allows(map.insert_property.as_deref()),
             allow_update: ctx.allows(map.update_property.as_deref()),
             ident: map
@@ -263,49 +289,47 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// Transforms one staging row (column → non-empty value).
+    /// Transforms one staging row.
     pub fn transform_row(
         &self,
         conn: &Connection,
-        row: &HashMap<String, String>,
-    ) -> Result<RowOutcome, StoreError> {
+        row: &dyn SourceRow,
+    ) -> Result<RowOutcome<'c>, StoreError> {
         let mut outcome = RowOutcome::default();
-        let mut notes = Vec::new();
+        let mut comment = String::new();
         for pm in &self.maps {
-            let holds =
-                |c: &crate::catalog::Condition| c.holds(row.get(&c.field).map(String::as_str));
+            let holds = |c: &crate::catalog::Condition| c.holds(row.get(&c.field));
             if !pm.map.condition.iter().all(holds) {
                 continue;
             }
-            let result = self.apply(conn, pm, row)?;
-            let (state, sys_id, note) = match result {
+            let (state, sys_id, note) = match self.apply(conn, pm, row)? {
                 Ok(r) => r,
                 Err(why) => {
-                    notes.push(format!("{}: error: {why}", pm.map.name));
+                    add_note(&mut comment, format_args!("{}: error: {why}", pm.map.name));
                     outcome.error = why;
                     outcome.state = RowState::Error;
-                    outcome.transform_map = pm.map.name.clone();
-                    outcome.target_table = pm.target.name.clone();
+                    outcome.transform_map = &pm.map.name;
+                    outcome.target_table = &pm.target.name;
                     continue;
                 }
             };
-            notes.push(match note {
-                Some(n) => format!("{}: {state} ({n})", pm.map.name),
-                None => format!("{}: {state}", pm.map.name),
-            });
+            match note {
+                Some(n) => add_note(&mut comment, format_args!("{}: {state} ({n})", pm.map.name)),
+                None => add_note(&mut comment, format_args!("{}: {state}", pm.map.name)),
+            }
             let shown = pm.map.row_target || outcome.state == RowState::Pending;
             if shown && state.rank() >= outcome.state.rank() {
                 outcome.state = state;
                 outcome.target_sys_id = sys_id;
-                outcome.target_table = pm.target.name.clone();
-                outcome.transform_map = pm.map.name.clone();
+                outcome.target_table = &pm.target.name;
+                outcome.transform_map = &pm.map.name;
             }
         }
-        outcome.comment = if notes.is_empty() && !self.maps.is_empty() {
+        outcome.comment = if comment.is_empty() && !self.maps.is_empty() {
             outcome.state = RowState::Ignored;
             "No transform map condition matched".to_owned()
         } else {
-            notes.join("; ")
+            comment
         };
         Ok(outcome)
     }
@@ -317,7 +341,7 @@ impl<'c> Engine<'c> {
         pm: &PreparedMap<'_>,
         f: &FieldMap,
         col: &Column,
-        row: &HashMap<String, String>,
+        row: &dyn SourceRow,
     ) -> Result<Result<Option<Value>, String>, StoreError> {
         let Some(source) = &f.source else {
             let value = f
@@ -326,7 +350,7 @@ impl<'c> Engine<'c> {
                 .find(|r| {
                     r.when
                         .iter()
-                        .all(|c| c.holds(row.get(&c.field).map(String::as_str)))
+                        .all(|c| c.holds(row.get(&c.field)))
                 })
                 .map(|r| r.value.as_str())
                 .or(f.default.as_deref());
@@ -336,7 +360,7 @@ impl<'c> Engine<'c> {
                 Some(v) => to_sql(col.kind, v).map(Some),
             });
         };
-        let raw = row.get(source).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let raw = row.get(source).map(str::trim).filter(|s| !s.is_empty());
         let Some(raw) = raw else {
             return Ok(Ok(pm.map.copy_empty_fields.then_some(Value::Null)));
         };
@@ -375,11 +399,7 @@ impl<'c> Engine<'c> {
         let Some(table) = self.catalog.table(table) else {
             return Ok(Err(format!("{} is not a reference column", col.name)));
         };
-        let key = (
-            table.name.clone(),
-            field.to_owned(),
-            raw.to_ascii_lowercase(),
-        );
+        let key = memory::reference_key(&table.name, field, raw);
         if let Some(id) = self.references.borrow().get(&key) {
             return Ok(Ok(Some(Value::Text(id.clone()))));
         }
@@ -399,7 +419,7 @@ impl<'c> Engine<'c> {
             if cache.len() >= REFERENCE_CACHE {
                 cache.clear();
             }
-            cache.insert(key.clone(), id.to_owned());
+            cache.insert(key, id.to_owned());
         };
         Ok(match (found, action) {
             (Some(id), _) => {
@@ -428,7 +448,7 @@ impl<'c> Engine<'c> {
         &self,
         conn: &Connection,
         pm: &PreparedMap<'_>,
-        row: &HashMap<String, String>,
+        row: &dyn SourceRow,
     ) -> Result<Result<Applied, String>, StoreError> {
         let mut values: Vec<Option<Value>> = vec![None; pm.cols.len()];
         for (f, &pos) in pm.map.fields.iter().zip(&pm.field_pos) {
@@ -467,14 +487,14 @@ impl<'c> Engine<'c> {
         &self,
         conn: &Connection,
         pm: &PreparedMap<'_>,
-        row: &HashMap<String, String>,
+        row: &dyn SourceRow,
         values: &[Option<Value>],
     ) -> Result<Found, StoreError> {
         if let Some(ident) = &pm.ident {
             return Ok(match ident.decide(conn, row)? {
                 identify::Decision::Update { sys_id, note } => {
                     match self.current(conn, &pm.by_id_sql, pm, vec![Value::Text(sys_id)])? {
-                        Some((id, cur)) => Found::Record(Target::new(id, cur, None), Some(note)),
+                        Some(record) => Found::Record(Target::new(record, None), Some(note)),
                         None => Found::Nothing(Some(note)),
                     }
                 }
@@ -482,29 +502,31 @@ impl<'c> Engine<'c> {
                 identify::Decision::Skip { note } => Found::Skip(note),
             });
         }
-        let mut keys = Vec::new();
+        let mut key = String::new();
+        let mut params = Vec::new();
         for (f, &pos) in pm.map.fields.iter().zip(&pm.field_pos) {
             if f.coalesce {
                 match &values[pos] {
-                    Some(v) if *v != Value::Null => keys.push((v.clone(), f.case_sensitive)),
+                    Some(v) if *v != Value::Null => {
+                        found::push_key(&mut key, v, f.case_sensitive);
+                        params.push(pos);
+                    }
                     _ => return Ok(Found::Skip(format!("coalesce field {} is empty", f.target))),
                 }
             }
         }
-        if keys.is_empty() {
+        if params.is_empty() {
             return Ok(Found::Nothing(None));
         }
-        let key = found::key(&keys);
-        if let Some((id, cur)) = self.found.get(pm.index, &key) {
-            return Ok(Found::Record(Target::new(id, cur, Some(key)), None));
+        if let Some(record) = self.found.get(pm.index, &key) {
+            return Ok(Found::Record(Target::new(record, Some(key)), None));
         }
-        let mut params: Vec<Value> = keys.into_iter().map(|(v, _)| v).collect();
+        let mut params: Vec<Value> = params.iter().filter_map(|&p| values[p].clone()).collect();
         params.extend(pm.class_params.iter().cloned());
         Ok(match self.current(conn, &pm.select_sql, pm, params)? {
-            Some((id, cur)) => {
-                self.found
-                    .put(pm.index, key.clone(), (id.clone(), cur.clone()));
-                Found::Record(Target::new(id, cur, Some(key)), None)
+            Some(record) => {
+                self.found.put(pm.index, key.clone(), record.clone());
+                Found::Record(Target::new(record, Some(key)), None)
             }
             None => Found::Nothing(None),
         })
@@ -517,7 +539,7 @@ impl<'c> Engine<'c> {
         sql: &str,
         pm: &PreparedMap<'_>,
         params: Vec<Value>,
-    ) -> Result<Option<(String, Vec<Value>)>, StoreError> {
+    ) -> Result<Option<found::Record>, StoreError> {
         let mut stmt = conn.prepare_cached(sql)?;
         Ok(stmt
             .query_row(params_from_iter(params), |r| {
@@ -525,11 +547,12 @@ impl<'c> Engine<'c> {
                 let current = (0..pm.cols.len())
                     .map(|i| r.get::<_, Value>(i + 1))
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok((id, current))
+                Ok(Arc::new((id, current)))
             })
             .optional()?)
     }
 
+    /// Updates the record a row maps to with the row's values, unless none changes it.
     fn update(
         &self,
         conn: &Connection,
@@ -538,42 +561,41 @@ impl<'c> Engine<'c> {
         values: Vec<Option<Value>>,
         note: Option<String>,
     ) -> Result<Applied, StoreError> {
-        let Target {
-            sys_id,
-            mut current,
-            key,
-        } = target;
+        let (sys_id, current) = &*target.record;
         if !pm.allow_update {
             let note = join_note(note, "updates disabled by property");
-            return Ok((RowState::Ignored, sys_id, Some(note)));
+            return Ok((RowState::Ignored, sys_id.clone(), Some(note)));
         }
-        let mut changed = false;
-        for (slot, v) in current.iter_mut().zip(values) {
-            if let Some(v) = v
-                && *slot != v
-            {
+        let changes = |(v, cur): (&Option<Value>, &Value)| v.as_ref().is_some_and(|v| v != cur);
+        if !values.iter().zip(current).any(changes) {
+            let note = join_note(note, "no field values changed");
+            return Ok((RowState::Ignored, sys_id.clone(), Some(note)));
+        }
+        let mut updated = current.clone();
+        for (slot, v) in updated.iter_mut().zip(values) {
+            if let Some(v) = v {
                 *slot = v;
-                changed = true;
             }
         }
-        if !changed {
-            let note = join_note(note, "no field values changed");
-            return Ok((RowState::Ignored, sys_id, Some(note)));
+        let mut stmt = conn.prepare_cached(&pm.update_sql)?;
+        for (i, v) in updated.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, v)?;
         }
-        let mut params = current.clone();
-        params.push(Value::Text(self.ctx.now.clone()));
-        params.push(Value::Text(self.ctx.user.clone()));
-        params.push(Value::Text(sys_id.clone()));
-        conn.prepare_cached(&pm.update_sql)?
-            .execute(params_from_iter(params))?;
+        let n = updated.len();
+        stmt.raw_bind_parameter(n + 1, self.ctx.now.as_str())?;
+        stmt.raw_bind_parameter(n + 2, self.ctx.user.as_str())?;
+        stmt.raw_bind_parameter(n + 3, sys_id.as_str())?;
+        stmt.raw_execute()?;
         store::wrote(&pm.target.physical);
         self.found.wrote(pm.index);
-        if let Some(key) = key {
-            self.found.put(pm.index, key, (sys_id.clone(), current));
+        if let Some(key) = target.key {
+            self.found
+                .put(pm.index, key, Arc::new((sys_id.clone(), updated)));
         }
-        Ok((RowState::Updated, sys_id, note))
+        Ok((RowState::Updated, sys_id.clone(), note))
     }
 
+    /// Inserts the row's record: the mapped values, the system columns, the defaults.
     fn insert(
         &self,
         conn: &Connection,
@@ -581,31 +603,29 @@ impl<'c> Engine<'c> {
         mut values: Vec<Option<Value>>,
     ) -> Result<String, StoreError> {
         let sys_id = new_sys_id();
-        let now = &self.ctx.now;
-        let mut params = Vec::with_capacity(pm.target.columns.len());
-        for (col, pos) in pm.target.columns.iter().zip(&pm.insert_pos) {
+        let ctx = &self.ctx;
+        let mut stmt = conn.prepare_cached(&pm.insert_sql)?;
+        for (i, (col, pos)) in pm.target.columns.iter().zip(&pm.insert_pos).enumerate() {
             let mapped = pos.and_then(|p| values[p].take());
-            params.push(match col.name.as_str() {
-                "sys_id" => Value::Text(sys_id.clone()),
-                "sys_class_name" => mapped.unwrap_or_else(|| Value::Text(pm.target.name.clone())),
-                "sys_created_on" | "sys_updated_on" => Value::Text(now.clone()),
-                "sys_created_by" | "sys_updated_by" => Value::Text(self.ctx.user.clone()),
-                "sys_mod_count" => Value::Integer(0),
-                "number" if mapped.is_none() && pm.target.number_prefix.is_some() => {
-                    next_number(conn, pm.target)?.map_or(Value::Null, Value::Text)
+            let at = i + 1;
+            match (col.name.as_str(), mapped) {
+                ("sys_id", _) => stmt.raw_bind_parameter(at, sys_id.as_str()),
+                ("sys_class_name", None) => stmt.raw_bind_parameter(at, pm.target.name.as_str()),
+                ("sys_created_on" | "sys_updated_on", _) => {
+                    stmt.raw_bind_parameter(at, ctx.now.as_str())
                 }
-                _ => match mapped {
-                    Some(v) => v,
-                    None => col
-                        .default
-                        .as_deref()
-                        .and_then(|d| to_sql(col.kind, d).ok())
-                        .unwrap_or(Value::Null),
-                },
-            });
+                ("sys_created_by" | "sys_updated_by", _) => {
+                    stmt.raw_bind_parameter(at, ctx.user.as_str())
+                }
+                ("sys_mod_count", _) => stmt.raw_bind_parameter(at, 0),
+                ("number", None) if pm.target.number_prefix.is_some() => {
+                    stmt.raw_bind_parameter(at, next_number(conn, pm.target)?)
+                }
+                (_, Some(v)) => stmt.raw_bind_parameter(at, v),
+                (_, None) => stmt.raw_bind_parameter(at, &pm.defaults[i]),
+            }?;
         }
-        conn.prepare_cached(&pm.insert_sql)?
-            .execute(params_from_iter(params))?;
+        stmt.raw_execute()?;
         store::wrote(&pm.target.physical);
         self.found.wrote(pm.index);
         Ok(sys_id)
@@ -632,21 +652,16 @@ fn read_tables(catalog: &Catalog, maps: &[PreparedMap<'_>]) -> Vec<String> {
 /// One map's result on one row: state, target sys_id, note for the row's comment.
 type Applied = (RowState, String, Option<String>);
 
-/// The record a row maps to: its sys_id, the current values of the map's columns, and the
-/// found-record cache key it was found by (none when found by identification).
+/// The record a row maps to (its sys_id and the current values of the map's columns), and
+/// the found-record cache key it was found by (none when found by identification).
 struct Target {
-    sys_id: String,
-    current: Vec<Value>,
+    record: found::Record,
     key: Option<String>,
 }
 
 impl Target {
-    fn new(sys_id: String, current: Vec<Value>, key: Option<String>) -> Self {
-        Self {
-            sys_id,
-            current,
-            key,
-        }
+    fn new(record: found::Record, key: Option<String>) -> Self {
+        Self { record, key }
     }
 }
 
