@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use snow_emulator::Config;
 
+// The worker allocates small strings and values per row; mimalloc serves those faster than
+// the system allocator (measured in docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A faithful local ServiceNow instance for the Flexera Integration app.
 ///
 /// Serves OAuth, the Table API, the app's integration endpoint and /_emulator test controls
