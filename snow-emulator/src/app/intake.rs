@@ -457,9 +457,7 @@ fn store_transaction(
         ]),
         "system",
     )?;
-    let number = store::get(conn, transactions, &sys_id)?
-        .map(|t| t["number"].clone())
-        .unwrap_or_default();
+    let number = store::get_field(conn, transactions, &sys_id, "number")?.unwrap_or_default();
     let mut run_update: Fields = fields([
         (
             "transactions_received",

@@ -33,33 +33,59 @@ pub struct Processed {
 /// syncs them too, and if a power cut lost them the transaction would simply be processed
 /// again.
 ///
-/// An injected fault (`faults`) may hold the claimed transaction in Processing, fail it, or
-/// delay its transform; the store is not locked while it waits, so polls see Processing.
+/// Without a fault, the claim and the processing are one SQLite transaction under one hold
+/// of the store lock: nobody can look in between, so a separate commit of the claim would
+/// only cost a commit per segment. An injected fault (`faults`) may hold the claimed
+/// transaction in Processing, fail it, or delay its transform; then the claim is committed
+/// first and the store is not locked while the fault waits, so polls see Processing.
 pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>> {
-    let claimed = {
-        let mut conn = store.lock();
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let claimed = claim(&mut conn, store.catalog());
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        claimed?
-    };
-    let Some(t) = claimed else {
+    let catalog = store.catalog();
+    let mut conn = store.lock();
+    let Some(t) = next_unfinished(&conn, catalog)? else {
         return Ok(None);
     };
-    let transaction_type = store
-        .catalog()
+    let fault = faults.on_transaction(&t.number, transaction_type(catalog, &t));
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let result = match fault {
+        None => {
+            let kept = store.take_kept::<Memory>();
+            process_claimed(&mut conn, catalog, t, kept).map(|(processed, memory)| {
+                if let Some(memory) = memory {
+                    store.keep(memory);
+                }
+                Some(processed)
+            })
+        }
+        Some(fault) => {
+            let claimed = claim(&mut conn, catalog, t);
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            drop(conn);
+            return process_faulted(store, claimed?, fault);
+        }
+    };
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    result
+}
+
+/// The wire protocol's name of a transaction's import type (what faults are declared for).
+fn transaction_type<'c>(catalog: &'c Catalog, t: &'c Transaction) -> &'c str {
+    catalog
         .import_types
         .iter()
         .find(|it| it.import_type == t.import_type)
-        .map_or(t.import_type.as_str(), |it| it.transaction_type.as_str());
-    let failed = match faults.on_transaction(&t.number, transaction_type) {
-        Some(WorkerFault::Hang) => return Ok(None),
-        Some(WorkerFault::Delay(d)) => {
+        .map_or(t.import_type.as_str(), |it| it.transaction_type.as_str())
+}
+
+/// Goes on with a claimed transaction as its fault says: hang (leave it Processing), fail
+/// it, or process it after a delay.
+fn process_faulted(store: &Store, t: Transaction, fault: WorkerFault) -> Result<Option<Processed>> {
+    let failed = match fault {
+        WorkerFault::Hang => return Ok(None),
+        WorkerFault::Delay(d) => {
             std::thread::sleep(d);
             false
         }
-        Some(WorkerFault::Fail) => true,
-        None => false,
+        WorkerFault::Fail => true,
     };
     let mut conn = store.lock();
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -95,7 +121,11 @@ fn fail_injected(conn: &mut Connection, catalog: &Catalog, t: Transaction) -> Re
 /// transaction stays Processing until the worker resumes or steps). Returns its number.
 pub fn claim_next(store: &Store) -> Result<Option<String>> {
     let mut conn = store.lock();
-    Ok(claim(&mut conn, store.catalog())?.map(|t| t.number))
+    let catalog = store.catalog();
+    let Some(t) = next_unfinished(&conn, catalog)? else {
+        return Ok(None);
+    };
+    Ok(Some(claim(&mut conn, catalog, t)?.number))
 }
 
 /// Marks the transaction left Processing by a crashed (panicked) attempt as failed, so a
@@ -117,22 +147,34 @@ pub fn fail_processing(store: &Store, why: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes the oldest unfinished transaction Processing and the other New ones Waiting.
-fn claim(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Transaction>> {
+/// The oldest unfinished transaction, if any.
+fn next_unfinished(conn: &Connection, catalog: &Catalog) -> Result<Option<Transaction>> {
     let transactions = table(catalog, TRANSACTION_TABLE)?;
     let unfinished = unfinished_query();
-    let Some(t) = store::find(conn, transactions, &unfinished, 1, 0)?.pop() else {
-        return Ok(None);
-    };
-    let mut t = Transaction::from_fields(&t)?;
+    match store::find(conn, transactions, &unfinished, 1, 0)?.pop() {
+        Some(t) => Ok(Some(Transaction::from_fields(&t)?)),
+        None => Ok(None),
+    }
+}
+
+/// Claims `t` in its own committed SQLite transaction (see [`mark_claimed`]).
+fn claim(conn: &mut Connection, catalog: &Catalog, mut t: Transaction) -> Result<Transaction> {
     let user = run_as_user(conn, catalog)?;
     let tx = conn.transaction()?;
+    mark_claimed(&tx, catalog, &mut t, &user)?;
+    tx.commit()?;
+    Ok(t)
+}
+
+/// Makes `t` Processing and the other New transactions Waiting.
+fn mark_claimed(conn: &Connection, catalog: &Catalog, t: &mut Transaction, user: &str) -> Result<()> {
+    let transactions = table(catalog, TRANSACTION_TABLE)?;
     if t.state != State::Processing {
         let state = fields([("state", State::Processing.as_str().into())]);
-        store::update(&tx, transactions, &t.sys_id, &state, &user)?;
+        store::update(conn, transactions, &t.sys_id, &state, user)?;
         t.state = State::Processing;
     }
-    tx.execute(
+    conn.execute(
         &format!(
             "UPDATE {} SET state = ?1 WHERE state = ?2 AND sys_id != ?3",
             quote(&transactions.physical)
@@ -140,22 +182,22 @@ fn claim(conn: &mut Connection, catalog: &Catalog) -> Result<Option<Transaction>
         [State::Waiting.as_str(), State::New.as_str(), &t.sys_id],
     )?;
     store::wrote(&transactions.physical);
-    tx.commit()?;
-    Ok(Some(t))
+    Ok(())
 }
 
-/// Processes a claimed transaction in one SQLite transaction. Returns what the engine
-/// learned (for the next transaction) when it succeeded; a failed one was rolled back, and
-/// so is forgotten.
+/// Claims (when not yet claimed) and processes a transaction in one SQLite transaction.
+/// Returns what the engine learned (for the next transaction) when it succeeded; a failed
+/// one was rolled back, and so is forgotten.
 fn process_claimed(
     conn: &mut Connection,
     catalog: &Catalog,
-    t: Transaction,
+    mut t: Transaction,
     kept: Option<Memory>,
 ) -> Result<(Processed, Option<Memory>)> {
     let user = run_as_user(conn, catalog)?;
     let outcome = {
         let tx = conn.transaction()?;
+        mark_claimed(&tx, catalog, &mut t, &user)?;
         match stage_and_transform(&tx, catalog, &t, &user, kept) {
             Ok((summary, memory)) => {
                 finish(&tx, catalog, &t, State::Succeeded, &summary, &user)?;
@@ -168,7 +210,9 @@ fn process_claimed(
     let (state, memory) = match outcome {
         Ok(memory) => (State::Succeeded, Some(memory)),
         Err(e) => {
+            // Everything above was rolled back, the claim too.
             let tx = conn.transaction()?;
+            mark_claimed(&tx, catalog, &mut t, &user)?;
             finish(&tx, catalog, &t, State::Failed, &format!("{e:#}"), &user)?;
             tx.commit()?;
             (State::Failed, None)

@@ -252,6 +252,33 @@ pub fn get(conn: &Connection, table: &Table, sys_id: &str) -> Result<Option<Fiel
         .optional()?)
 }
 
+/// One column of one record by sys_id (`None` when no such record or column): for callers
+/// that need one small value of a record with a large one (a transaction's number, not its
+/// payload).
+pub fn get_field(
+    conn: &Connection,
+    table: &Table,
+    sys_id: &str,
+    column: &str,
+) -> Result<Option<String>, StoreError> {
+    let Some(col) = table.column(column) else {
+        return Ok(None);
+    };
+    let (filter, filter_params) = class_filter(table);
+    let mut params = vec![Value::Text(sys_id.to_owned())];
+    params.extend(filter_params);
+    let sql = format!(
+        "SELECT {} FROM {} WHERE sys_id = ? AND {filter}",
+        column_sql(&table.physical, col),
+        quote(&table.physical)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(params), |r| r.get::<_, Value>(0))
+        .optional()?
+        .map(|v| from_sql(col.kind, &v)))
+}
+
 fn where_clause(
     table: &Table,
     query: &EncodedQuery,
