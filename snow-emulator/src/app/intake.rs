@@ -5,6 +5,7 @@
 use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
+use super::payload::Records;
 use super::views::{Run, State, Transaction, unfinished_query};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, payload, property, table};
 use crate::catalog::{Catalog, ImportType};
@@ -31,6 +32,8 @@ pub enum ReturnCode {
 pub struct Reply {
     pub result: Value,
     pub queued: bool,
+    /// The sys_id of the transaction this request stored, if it stored one.
+    pub stored: Option<String>,
 }
 
 fn success(message: String, extra: Map<String, Value>) -> Reply {
@@ -42,6 +45,7 @@ fn success(message: String, extra: Map<String, Value>) -> Reply {
     Reply {
         result: Value::Object(result),
         queued: false,
+        stored: None,
     }
 }
 
@@ -61,6 +65,7 @@ pub fn failure(
     Reply {
         result,
         queued: false,
+        stored: None,
     }
 }
 
@@ -72,11 +77,19 @@ fn short_string<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 
 /// Handles one request body. `data_is_utf8` is false when the body held invalid UTF-8 that
 /// had to be replaced to read the JSON at all (the segment is then refused with code 12).
-/// What a data segment's XML holds, read before the store is locked: the number of records,
-/// or why the data is refused (code 12). Reading the XML is the intake's largest cost; done
-/// outside the lock it overlaps the worker's processing of the previous segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataCheck(Option<Result<usize, String>>);
+/// What a data segment's XML holds, read before the store is locked: its records, or why
+/// the data is refused (code 12). Reading the XML is the intake's largest cost; done outside
+/// the lock it overlaps the worker's processing of the previous segment, and what was read
+/// is handed to the worker with the stored transaction ([`Read`]).
+#[derive(Debug)]
+pub struct DataCheck(Option<Result<Read, String>>);
+
+/// A segment's data and its records as read by the intake.
+#[derive(Debug)]
+pub struct Read {
+    pub payload: String,
+    pub records: Records,
+}
 
 impl DataCheck {
     /// Reads the body's `data` when it is a data segment of a known import type.
@@ -84,17 +97,26 @@ impl DataCheck {
         let ttype = body.get("transactionType").and_then(Value::as_str);
         let it = ttype.and_then(|t| catalog.import_type(t));
         let data = body.get("data").and_then(Value::as_str);
-        Self(it.zip(data).map(|(it, data)| xml_records(it, data)))
+        Self(it.zip(data).map(|(it, data)| {
+            Records::read(data, &it.root, &it.record).map(|records| Read {
+                payload: data.to_owned(),
+                records,
+            })
+        }))
     }
 
-    /// The check of `data`: the one made before, or made now.
-    fn records(self, it: &ImportType, data: &str) -> Result<usize, String> {
-        self.0.unwrap_or_else(|| xml_records(it, data))
+    /// The number of records in `data`: as read before, or read now.
+    fn count(&self, it: &ImportType, data: &str) -> Result<usize, String> {
+        match &self.0 {
+            Some(read) => read.as_ref().map(|r| r.records.len()).map_err(Clone::clone),
+            None => payload::parse(data, &it.root, &it.record, |_| Ok(())),
+        }
     }
-}
 
-fn xml_records(it: &ImportType, data: &str) -> Result<usize, String> {
-    payload::parse(data, &it.root, &it.record, |_| Ok(()))
+    /// What was read, when the data was readable.
+    pub fn into_read(self) -> Option<Read> {
+        self.0.and_then(Result::ok)
+    }
 }
 
 /// Answers one request to the integration endpoint. `checked`: the segment's data read
@@ -104,7 +126,7 @@ pub fn handle(
     catalog: &Catalog,
     body: &Value,
     data_is_utf8: bool,
-    checked: DataCheck,
+    checked: &DataCheck,
 ) -> Result<Reply, StoreError> {
     let Some(obj) = body.as_object() else {
         return Ok(failure(
@@ -301,7 +323,7 @@ fn segment(
     it: &ImportType,
     obj: &Map<String, Value>,
     tid: &str,
-    data: (bool, DataCheck),
+    data: (bool, &DataCheck),
 ) -> Result<Reply, StoreError> {
     let req = match SegmentRequest::parse(obj, tid) {
         Ok(req) => req,
@@ -353,7 +375,7 @@ fn refusal(
     catalog: &Catalog,
     it: &ImportType,
     req: &SegmentRequest<'_>,
-    (data_is_utf8, checked): (bool, DataCheck),
+    (data_is_utf8, checked): (bool, &DataCheck),
 ) -> Result<Option<Reply>, StoreError> {
     let tid = Some(req.tid);
     if let Some(why) = not_ready(conn, catalog)? {
@@ -372,7 +394,7 @@ fn refusal(
         let why = "data is not valid UTF-8";
         return Ok(Some(failure(ReturnCode::InvalidPayload, why, tid)));
     }
-    let why = match checked.records(it, req.data) {
+    let why = match checked.count(it, req.data) {
         Err(why) => format!("Invalid data: {why}"),
         Ok(found) if found as i64 != req.record_count => format!(
             "recordCount is {} but data holds {found} <{}> records",
@@ -491,5 +513,6 @@ fn store_transaction(
         ]),
     );
     reply.queued = true;
+    reply.stored = Some(sys_id);
     Ok(reply)
 }

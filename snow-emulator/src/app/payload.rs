@@ -221,6 +221,59 @@ pub fn parse(
     cursor.finish()
 }
 
+/// A segment's records as read once, kept compactly: each field's element name (by index)
+/// and text (a range of one string). The intake reads every segment to check it; what it
+/// read is handed to the worker, which then need not read the XML again.
+#[derive(Debug, Default)]
+pub struct Records {
+    names: Vec<String>,
+    text: String,
+    /// (name, start, end of its text) per field, records one after another.
+    fields: Vec<(usize, usize, usize)>,
+    /// Where each record's fields end in `fields`.
+    ends: Vec<usize>,
+}
+
+impl Records {
+    /// Reads a segment (refused as [`parse`] refuses it).
+    pub fn read(data: &str, root: &str, record: &str) -> Result<Self, String> {
+        let mut out = Self::default();
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        parse(data, root, record, |fields| {
+            for (name, text) in fields {
+                let n = match index.get(name) {
+                    Some(&n) => n,
+                    None => {
+                        out.names.push(name.clone());
+                        index.insert(name.clone(), out.names.len() - 1);
+                        out.names.len() - 1
+                    }
+                };
+                let start = out.text.len();
+                out.text.push_str(text);
+                out.fields.push((n, start, out.text.len()));
+            }
+            out.ends.push(out.fields.len());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The fields of record `i` (element name, text), in document order.
+    pub fn record(&self, i: usize) -> impl Iterator<Item = (&str, &str)> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.fields[start..end]
+            .iter()
+            .map(|&(n, a, b)| (self.names[n].as_str(), &self.text[a..b]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +328,29 @@ mod tests {
                 prop_assert_eq!(n, handed);
             }
         }
+    }
+
+    #[test]
+    fn kept_records_are_the_records_read() {
+        let data = "<Inventories><Inventory><ComputerID>1</ComputerID><Name>A &amp; B</Name></Inventory><Inventory><Name>C</Name></Inventory><Inventory/></Inventories>";
+        let kept = Records::read(data, "Inventories", "Inventory").expect("valid");
+        let read = records(data).expect("valid");
+        assert_eq!(kept.len(), read.len());
+        for (i, r) in read.iter().enumerate() {
+            let fields: Vec<(String, String)> = kept
+                .record(i)
+                .map(|(n, t)| (n.to_owned(), t.to_owned()))
+                .collect();
+            assert_eq!(&fields, r);
+        }
+        assert!(
+            Records::read(
+                "<Inventories><Contract/></Inventories>",
+                "Inventories",
+                "Inventory"
+            )
+            .is_err()
+        );
     }
 
     #[test]

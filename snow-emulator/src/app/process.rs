@@ -11,8 +11,9 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::{Context, Result, anyhow};
 use rusqlite::Connection;
 
+use super::intake;
+use super::payload::{self, Records};
 use super::views::{Run, State, Transaction, unfinished_query};
-use super::payload::{self, XmlField};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, run_as_user, table};
 use crate::catalog::{Catalog, ImportType, Table};
 use crate::faults::{Faults, WorkerFault};
@@ -47,15 +48,7 @@ pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>>
     let fault = faults.on_transaction(&t.number, transaction_type(catalog, &t));
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let result = match fault {
-        None => {
-            let kept = store.take_kept::<Memory>();
-            process_claimed(&mut conn, catalog, t, kept).map(|(processed, memory)| {
-                if let Some(memory) = memory {
-                    store.keep(memory);
-                }
-                Some(processed)
-            })
-        }
+        None => process_with_memory(store, &mut conn, t).map(Some),
         Some(fault) => {
             let claimed = claim(&mut conn, catalog, t);
             conn.pragma_update(None, "synchronous", "FULL")?;
@@ -65,6 +58,22 @@ pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>>
     };
     conn.pragma_update(None, "synchronous", "FULL")?;
     result
+}
+
+/// Processes `t` with what the store holds for it: the engine's caches from the previous
+/// transaction, and the records the intake read from `t`'s payload (if the payload is still
+/// the one it read). Keeps what the engine learned.
+fn process_with_memory(store: &Store, conn: &mut Connection, t: Transaction) -> Result<Processed> {
+    let kept = store.take_kept::<Memory>();
+    let read = store
+        .take_handed::<intake::Read>(&t.sys_id)
+        .filter(|read| read.payload == t.payload)
+        .map(|read| read.records);
+    let (processed, memory) = process_claimed(conn, store.catalog(), t, kept, read)?;
+    if let Some(memory) = memory {
+        store.keep(memory);
+    }
+    Ok(processed)
 }
 
 /// The wire protocol's name of a transaction's import type (what faults are declared for).
@@ -92,13 +101,7 @@ fn process_faulted(store: &Store, t: Transaction, fault: WorkerFault) -> Result<
     let result = if failed {
         fail_injected(&mut conn, store.catalog(), t)
     } else {
-        let kept = store.take_kept::<Memory>();
-        process_claimed(&mut conn, store.catalog(), t, kept).map(|(processed, memory)| {
-            if let Some(memory) = memory {
-                store.keep(memory);
-            }
-            processed
-        })
+        process_with_memory(store, &mut conn, t)
     };
     conn.pragma_update(None, "synchronous", "FULL")?;
     result.map(Some)
@@ -167,7 +170,12 @@ fn claim(conn: &mut Connection, catalog: &Catalog, mut t: Transaction) -> Result
 }
 
 /// Makes `t` Processing and the other New transactions Waiting.
-fn mark_claimed(conn: &Connection, catalog: &Catalog, t: &mut Transaction, user: &str) -> Result<()> {
+fn mark_claimed(
+    conn: &Connection,
+    catalog: &Catalog,
+    t: &mut Transaction,
+    user: &str,
+) -> Result<()> {
     let transactions = table(catalog, TRANSACTION_TABLE)?;
     if t.state != State::Processing {
         let state = fields([("state", State::Processing.as_str().into())]);
@@ -193,12 +201,13 @@ fn process_claimed(
     catalog: &Catalog,
     mut t: Transaction,
     kept: Option<Memory>,
+    read: Option<Records>,
 ) -> Result<(Processed, Option<Memory>)> {
     let user = run_as_user(conn, catalog)?;
     let outcome = {
         let tx = conn.transaction()?;
         mark_claimed(&tx, catalog, &mut t, &user)?;
-        match stage_and_transform(&tx, catalog, &t, &user, kept) {
+        match stage_and_transform(&tx, catalog, &t, &user, (kept, read)) {
             Ok((summary, memory)) => {
                 finish(&tx, catalog, &t, State::Succeeded, &summary, &user)?;
                 tx.commit()?;
@@ -310,17 +319,21 @@ impl<'a> ColumnsOf<'a> {
         }
     }
 
-    /// Fills `row` with a record's fields; blank ones stay empty.
-    fn fill(&mut self, row: &mut PositionalRow<'_>, record: &[XmlField]) {
+    /// Fills `row` with a record's fields (element name, text); blank ones stay empty.
+    fn fill(
+        &mut self,
+        row: &mut PositionalRow<'_>,
+        record: &mut dyn Iterator<Item = (&str, &str)>,
+    ) {
         row.clear();
-        for (i, (element, text)) in record.iter().enumerate() {
+        for (i, (element, text)) in record.enumerate() {
             if self.seen.get(i).is_none_or(|(e, _)| e != element) {
                 let column = format!("u_{}", element.to_lowercase());
                 let position = self.staging.column_position(&column);
                 if position.is_none() {
-                    self.unknown.insert(element.clone());
+                    self.unknown.insert(element.to_owned());
                 }
-                let entry = (element.clone(), position);
+                let entry = (element.to_owned(), position);
                 match self.seen.get_mut(i) {
                     Some(slot) => *slot = entry,
                     None => self.seen.push(entry),
@@ -340,7 +353,7 @@ fn stage_and_transform(
     catalog: &Catalog,
     t: &Transaction,
     user: &str,
-    kept: Option<Memory>,
+    (kept, read): (Option<Memory>, Option<Records>),
 ) -> Result<(String, Memory)> {
     let it = catalog
         .import_types
@@ -364,7 +377,7 @@ fn stage_and_transform(
     let mut row = PositionalRow::new(staging);
     let mut counts: HashMap<RowState, usize> = HashMap::new();
     let mut failure: Option<anyhow::Error> = None;
-    let parsed = payload::parse(&t.payload, &it.root, &it.record, |record| {
+    let mut each = |record: &mut dyn Iterator<Item = (&str, &str)>| {
         columns.fill(&mut row, record);
         let result = engine
             .transform_row(conn, &row)
@@ -381,7 +394,15 @@ fn stage_and_transform(
             failure = Some(e);
             msg
         })
-    });
+    };
+    let parsed = match read {
+        Some(records) => (0..records.len())
+            .try_for_each(|i| each(&mut records.record(i)))
+            .map(|()| records.len()),
+        None => payload::parse(&t.payload, &it.root, &it.record, |fields| {
+            each(&mut fields.iter().map(|(e, text)| (e.as_str(), text.as_str())))
+        }),
+    };
     if let Some(e) = failure {
         return Err(e);
     }

@@ -51,9 +51,20 @@ pub async fn fnmstosn(
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the segment failed: {e}")))?;
+    let store = state.store.clone();
     let reply = state
         .store
-        .call(move |conn, catalog| intake::handle(conn, catalog, &value, data_is_utf8, checked))
+        .call(move |conn, catalog| {
+            let reply = intake::handle(conn, catalog, &value, data_is_utf8, &checked);
+            // Handed over while the lock is held, so the worker cannot claim the transaction
+            // before it is there.
+            if let Ok(Some(sys_id)) = reply.as_ref().map(|r| r.stored.as_deref())
+                && let Some(read) = checked.into_read()
+            {
+                store.hand_over(sys_id, read);
+            }
+            reply
+        })
         .await?;
     let reply = match reply {
         Ok(r) => r,

@@ -13,6 +13,7 @@ mod schema;
 pub mod seed;
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::{Context, Result};
@@ -38,7 +39,12 @@ struct Inner {
     /// What a caller keeps between uses of this database (the worker's transform caches),
     /// opaque to the store; see [`Store::keep`].
     kept: Mutex<Option<Box<dyn Any + Send>>>,
+    /// Values handed from one user of a record to the next (see [`Store::hand_over`]).
+    handed: Mutex<VecDeque<(String, Box<dyn Any + Send>)>>,
 }
+
+/// How many handed-over values are held; the oldest is dropped first.
+const HANDED: usize = 8;
 
 /// The locked connection; while it lives, the instance clock is the thread's current clock
 /// (see [`crate::clock`]).
@@ -81,6 +87,7 @@ impl Store {
                 catalog,
                 clock: Clock::default(),
                 kept: Mutex::new(None),
+                handed: Mutex::new(VecDeque::new()),
             }),
         })
     }
@@ -128,6 +135,33 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
             .take()?;
         kept.downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// Hands `value`, derived from the committed record `sys_id`, to whoever next works on
+    /// that record ([`Store::take_handed`]). Only a few are held, newest first; whoever
+    /// finds nothing derives it again from the record. Opaque to the store.
+    pub fn hand_over<T: Any + Send>(&self, sys_id: &str, value: T) {
+        let mut handed = self
+            .inner
+            .handed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if handed.len() >= HANDED {
+            handed.pop_front();
+        }
+        handed.push_back((sys_id.to_owned(), Box::new(value)));
+    }
+
+    /// Takes what was handed over for record `sys_id`, if it is a `T`.
+    pub fn take_handed<T: Any + Send>(&self, sys_id: &str) -> Option<T> {
+        let mut handed = self
+            .inner
+            .handed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let i = handed.iter().position(|(id, _)| id == sys_id)?;
+        let (_, value) = handed.remove(i)?;
+        value.downcast::<T>().ok().map(|b| *b)
     }
 
     /// Runs `f` with the connection on the blocking thread pool.
@@ -221,4 +255,33 @@ pub fn is_sys_id(s: &str) -> bool {
     s.len() == 32
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod handed_tests {
+    use super::*;
+
+    #[test]
+    fn handed_values_are_taken_once_by_record_and_type_and_only_the_newest_are_held() {
+        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
+        let store = Store::open(":memory:", catalog).expect("store");
+        store.hand_over("a", 1u32);
+        assert_eq!(store.take_handed::<String>("a"), None, "another type");
+        store.hand_over("a", 1u32);
+        assert_eq!(store.take_handed::<u32>("b"), None, "another record");
+        assert_eq!(store.take_handed::<u32>("a"), Some(1));
+        assert_eq!(store.take_handed::<u32>("a"), None, "taken once");
+        for i in 0..=HANDED {
+            store.hand_over(&i.to_string(), i);
+        }
+        assert_eq!(
+            store.take_handed::<usize>("0"),
+            None,
+            "the oldest was dropped"
+        );
+        assert_eq!(
+            store.take_handed::<usize>(&HANDED.to_string()),
+            Some(HANDED)
+        );
+    }
 }

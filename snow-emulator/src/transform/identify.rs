@@ -1,7 +1,6 @@
 //! Identification rules (a map's `identification`): an ordered matrix of cases, each a set of
 //! keys, compiled once per Import Transaction into one prepared query per case.
 
-
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 

@@ -347,11 +347,7 @@ impl<'c> Engine<'c> {
             let value = f
                 .rules
                 .iter()
-                .find(|r| {
-                    r.when
-                        .iter()
-                        .all(|c| c.holds(row.get(&c.field)))
-                })
+                .find(|r| r.when.iter().all(|c| c.holds(row.get(&c.field))))
                 .map(|r| r.value.as_str())
                 .or(f.default.as_deref());
             return Ok(match value {

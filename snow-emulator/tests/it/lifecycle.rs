@@ -382,3 +382,40 @@ async fn installed_records_come_from_the_catalog_and_keep_admin_changes_across_r
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn a_payload_edited_before_processing_is_processed_as_edited() {
+    // The intake hands what it read to the worker; the worker must not use it once the
+    // stored payload is no longer what was read.
+    let emu = TestInstance::start().await;
+    let token = emu.token().await;
+    emu.worker("pause").await;
+    send_segments(&emu, &token, "run-e", 1).await;
+    let t = &emu.records(TRANSACTIONS, "ORDERBYnumber").await[0];
+    let path = format!(
+        "/api/now/table/{TRANSACTIONS}/{}",
+        t["sys_id"].as_str().expect("sys_id")
+    );
+    let r = emu
+        .send(
+            Method::PATCH,
+            &path,
+            &json!({"payload": computer("edited")}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    emu.worker("resume").await;
+    let done = emu.wait_run(&token, "run-e").await;
+    assert_eq!(done["transactions"]["succeeded"], 1, "{done}");
+    assert_eq!(
+        emu.records("cmdb_ci_computer", "name=PC-edited")
+            .await
+            .len(),
+        1
+    );
+    assert!(
+        emu.records("cmdb_ci_computer", "name=PC-run-e1")
+            .await
+            .is_empty()
+    );
+}
