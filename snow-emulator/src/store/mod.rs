@@ -5,6 +5,7 @@
 //! it through [`Store::call`], which runs the closure on the blocking pool. Every state change
 //! is committed before the caller acknowledges it (WAL, `synchronous=FULL`).
 
+mod checkpoint;
 mod generation;
 mod out_of_row;
 mod query;
@@ -41,6 +42,8 @@ struct Inner {
     kept: Mutex<Option<Box<dyn Any + Send>>>,
     /// Values handed from one user of a record to the next (see [`Store::hand_over`]).
     handed: Mutex<VecDeque<(String, Box<dyn Any + Send>)>>,
+    /// Stops the checkpoint thread when the store is dropped ([`checkpoint`]).
+    _checkpoints: Option<Mutex<std::sync::mpsc::Sender<()>>>,
 }
 
 /// How many handed-over values are held; the oldest is dropped first.
@@ -77,10 +80,16 @@ impl Store {
         .with_context(|| format!("failed to open database {path}"))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; \
-             PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=16384;",
+             PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&conn, &catalog).context("failed to create the schema")?;
+        let checkpoints = if path == ":memory:" {
+            None
+        } else {
+            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::MAIN_PAGES)?;
+            Some(checkpoint::spawn(path)?)
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
@@ -88,6 +97,7 @@ impl Store {
                 clock: Clock::default(),
                 kept: Mutex::new(None),
                 handed: Mutex::new(VecDeque::new()),
+                _checkpoints: checkpoints.map(Mutex::new),
             }),
         })
     }
