@@ -131,17 +131,16 @@ pub fn claim_next(store: &Store) -> Result<Option<String>> {
     Ok(Some(claim(&mut conn, catalog, t)?.number))
 }
 
-/// Marks the transaction left Processing by a crashed (panicked) attempt as failed, so a
-/// poisoned transaction cannot block the queue forever.
+/// Marks the transaction a crashed (panicked) attempt worked on as failed, so a poisoned
+/// transaction cannot block the queue forever. That is the oldest unfinished one: claimed
+/// and left Processing (a fault's path), or still New or Waiting when the claim was rolled
+/// back with the rest of the attempt.
 pub fn fail_processing(store: &Store, why: &str) -> Result<()> {
     let catalog = store.catalog();
     let mut conn = store.lock();
     // The panic skipped process_next's restore of the acknowledging sync mode.
     conn.pragma_update(None, "synchronous", "FULL")?;
-    let transactions = table(catalog, TRANSACTION_TABLE)?;
-    let stuck = store::parse_encoded_query("state=processing^ORDERBYnumber");
-    if let Some(t) = store::find(&conn, transactions, &stuck, 1, 0)?.pop() {
-        let t = Transaction::from_fields(&t)?;
+    if let Some(t) = next_unfinished(&conn, catalog)? {
         let user = run_as_user(&conn, catalog)?;
         let tx = conn.transaction()?;
         finish(&tx, catalog, &t, State::Failed, why, &user)?;
@@ -546,4 +545,65 @@ fn close_run(conn: &Connection, catalog: &Catalog, run_sys_id: &str, user: &str)
         &format!("Import run {} {run_state}: {message}", run.number),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A store with the app installed and one run holding one New transaction.
+    fn store_with_new_transaction() -> (Store, String) {
+        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
+        let store = Store::open(":memory:", catalog).expect("store");
+        let settings = crate::Config::default().settings();
+        crate::store::seed::seed(&mut store.lock(), store.catalog(), &settings).expect("seed");
+        let conn = store.lock();
+        let catalog = store.catalog();
+        let run = store::insert(
+            &conn,
+            table(catalog, RUN_TABLE).expect("runs"),
+            &fields([("run_id", "r".into()), ("state", "processing".into())]),
+            "system",
+        )
+        .expect("run");
+        let t = store::insert(
+            &conn,
+            table(catalog, TRANSACTION_TABLE).expect("transactions"),
+            &fields([
+                ("import_run", run),
+                ("import_type", "inventory".into()),
+                ("state", State::New.as_str().into()),
+                ("payload", "<Inventories/>".into()),
+            ]),
+            "system",
+        )
+        .expect("transaction");
+        drop(conn);
+        (store, t)
+    }
+
+    fn state_of(store: &Store, sys_id: &str) -> String {
+        let transactions = table(store.catalog(), TRANSACTION_TABLE).expect("transactions");
+        store::get_field(&store.lock(), transactions, sys_id, "state")
+            .expect("read")
+            .expect("record")
+    }
+
+    #[test]
+    fn a_panicked_attempt_fails_its_transaction_whether_or_not_its_claim_was_kept() {
+        // Claim and processing are one SQLite transaction, so a panic rolls the claim back
+        // too: the transaction is still New, and must not be retried forever.
+        let (store, t) = store_with_new_transaction();
+        fail_processing(&store, "boom").expect("fail");
+        assert_eq!(state_of(&store, &t), "failed");
+
+        // A fault's path commits the claim first: Processing is failed the same way.
+        let (store, t) = store_with_new_transaction();
+        claim_next(&store).expect("claim");
+        assert_eq!(state_of(&store, &t), "processing");
+        fail_processing(&store, "boom").expect("fail");
+        assert_eq!(state_of(&store, &t), "failed");
+    }
 }
