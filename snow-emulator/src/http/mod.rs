@@ -244,7 +244,7 @@ impl FromRequestParts<AppState> for AuthUser {
             "bearer" => {
                 state
                     .store
-                    .call(move |conn, catalog| auth::bearer(conn, catalog, &credentials))
+                    .read(move |conn, catalog| auth::bearer(conn, catalog, &credentials))
                     .await??
             }
             "basic" => {
@@ -259,7 +259,7 @@ impl FromRequestParts<AppState> for AuthUser {
                     .ok_or(ApiError::Unauthenticated)?;
                 state
                     .store
-                    .call(move |conn, catalog| auth::basic(conn, catalog, &user, &password))
+                    .read(move |conn, catalog| auth::basic(conn, catalog, &user, &password))
                     .await??
             }
             _ => None,
@@ -269,7 +269,7 @@ impl FromRequestParts<AppState> for AuthUser {
         let (who, path) = (principal.clone(), parts.uri.path().to_owned());
         state
             .store
-            .call(move |conn, catalog| rate_limit::admit(conn, catalog, &who, &path, slot.as_ref()))
+            .read(move |conn, catalog| rate_limit::admit(conn, catalog, &who, &path, slot.as_ref()))
             .await??;
         Ok(AuthUser(principal))
     }

@@ -4,6 +4,11 @@
 //! One connection behind a mutex serves the HTTP handlers and the worker; async code reaches
 //! it through [`Store::call`], which runs the closure on the blocking pool. Every state change
 //! is committed before the caller acknowledges it (WAL, `synchronous=FULL`).
+//!
+//! A second connection, only for reading ([`Store::read`]), answers the lookups every request
+//! makes before its handler runs (its credentials, its rate limit): WAL lets it read the last
+//! committed state while the worker holds the first one for a whole Import Transaction, so a
+//! request never waits for the worker just to be authenticated.
 
 mod checkpoint;
 mod generation;
@@ -35,6 +40,9 @@ pub struct Store {
 
 struct Inner {
     conn: Mutex<Connection>,
+    /// The read-only connection ([`Store::read`]); none for an in-memory database, which a
+    /// second connection cannot share.
+    reader: Option<Mutex<Connection>>,
     catalog: Arc<Catalog>,
     clock: Clock,
     /// What a caller keeps between uses of this database (the worker's transform caches),
@@ -84,15 +92,16 @@ impl Store {
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&conn, &catalog).context("failed to create the schema")?;
-        let checkpoints = if path == ":memory:" {
-            None
+        let (checkpoints, reader) = if path == ":memory:" {
+            (None, None)
         } else {
             conn.pragma_update(None, "wal_autocheckpoint", checkpoint::MAIN_PAGES)?;
-            Some(checkpoint::spawn(path)?)
+            (Some(checkpoint::spawn(path)?), Some(open_reader(path)?))
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
+                reader: reader.map(Mutex::new),
                 catalog,
                 clock: Clock::default(),
                 kept: Mutex::new(None),
@@ -124,6 +133,34 @@ impl Store {
             conn,
             _clock: clock::enter(&self.inner.clock),
         }
+    }
+
+    /// The read-only connection ([`Store::read`]), or the only one for an in-memory database.
+    pub fn read_lock(&self) -> Locked<'_> {
+        let Some(reader) = &self.inner.reader else {
+            return self.lock();
+        };
+        Locked {
+            conn: reader.lock().unwrap_or_else(PoisonError::into_inner),
+            _clock: clock::enter(&self.inner.clock),
+        }
+    }
+
+    /// Runs the read-only `f` on the blocking pool with a connection that sees every committed
+    /// change and never waits for a writer (see the module's documentation). For lookups that
+    /// must not queue behind the worker; anything that writes uses [`Store::call`].
+    pub async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &Catalog) -> R + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = store.read_lock();
+            f(&conn, store.catalog())
+        })
+        .await
+        .context("storage task failed")
     }
 
     /// Keeps `value` with this database until [`Store::take_kept`]; it must stay true of this
@@ -188,6 +225,16 @@ impl Store {
         .await
         .context("storage task failed")
     }
+}
+
+/// The read-only connection of a file database: `query_only`, so a bug cannot write through
+/// it; its own small page cache.
+fn open_reader(path: &str) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("failed to open database {path} for reading"))?;
+    conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=1;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 /// Deletes every record and the number counters (the caller reseeds).
@@ -293,5 +340,62 @@ mod handed_tests {
             store.take_handed::<usize>(&HANDED.to_string()),
             Some(HANDED)
         );
+    }
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_reader_sees_every_commit_and_never_waits_for_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
+        let store = Store::open(path.to_str().expect("utf-8"), catalog).expect("store");
+        let users = store.catalog().table("sys_user").expect("sys_user").clone();
+        let fields: Fields = [("user_name".to_owned(), "reader.test".to_owned())].into();
+        insert(&store.lock(), &users, &fields, "system").expect("insert");
+        let count = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM sys_user", [], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(count(&store.read_lock()), 1, "a commit is seen at once");
+
+        // The writer holds its connection inside an open transaction, as the worker does
+        // for a whole Import Transaction; the reader answers meanwhile from the last commit.
+        let mut writer = store.lock();
+        let tx = writer.transaction().expect("begin");
+        insert(&tx, &users, &fields, "system").expect("insert");
+        let (done, seen) = mpsc::channel();
+        let reader_store = store.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(count(&reader_store.read_lock()));
+        });
+        let counted = seen.recv_timeout(Duration::from_secs(10));
+        tx.commit().expect("commit");
+        drop(writer);
+        assert_eq!(
+            counted,
+            Ok(1),
+            "the reader waited for the writer, or saw uncommitted rows"
+        );
+        assert_eq!(count(&store.read_lock()), 2);
+    }
+
+    #[test]
+    fn the_reader_cannot_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
+        let store = Store::open(path.to_str().expect("utf-8"), catalog).expect("store");
+        let refused = store
+            .read_lock()
+            .execute("DELETE FROM sys_user", [])
+            .expect_err("query_only");
+        assert!(refused.to_string().contains("readonly"), "{refused}");
     }
 }
