@@ -85,6 +85,7 @@ impl From<StoreError> for ApiError {
                 detail: None,
             },
             StoreError::Sqlite(e) => Self::Internal(e.into()),
+            StoreError::Sync(e) => Self::Internal(e.into()),
         }
     }
 }

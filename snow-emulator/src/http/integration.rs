@@ -55,7 +55,12 @@ pub async fn fnmstosn(
     let reply = state
         .store
         .call(move |conn, catalog| {
-            let reply = intake::handle(conn, catalog, &value, data_is_utf8, &checked);
+            // Made durable by `sync_log` below, once the lock is released.
+            let reply = crate::store::unsynced(conn, |conn| {
+                intake::handle(conn, catalog, &value, data_is_utf8, &checked)
+            })
+            .map_err(crate::store::StoreError::from)
+            .and_then(|r| r);
             // Handed over while the lock is held, so the worker cannot claim the transaction
             // before it is there.
             if let Ok(Some(sys_id)) = reply.as_ref().map(|r| r.stored.as_deref())
@@ -66,6 +71,11 @@ pub async fn fnmstosn(
             reply
         })
         .await?;
+    let store = state.store.clone();
+    let synced = tokio::task::spawn_blocking(move || store.sync_log())
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("syncing the log failed: {e}")))?;
+    let reply = reply.and_then(|r| synced.map(|()| r).map_err(crate::store::StoreError::from));
     let reply = match reply {
         Ok(r) => r,
         Err(e) => {

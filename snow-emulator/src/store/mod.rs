@@ -39,10 +39,12 @@ pub struct Store {
 }
 
 struct Inner {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     /// The read-only connection ([`Store::read`]); none for an in-memory database, which a
     /// second connection cannot share.
     reader: Option<Mutex<Connection>>,
+    /// The write-ahead log of a file database ([`Store::sync_log`]).
+    log_path: Option<std::path::PathBuf>,
     catalog: Arc<Catalog>,
     clock: Clock,
     /// What a caller keeps between uses of this database (the worker's transform caches),
@@ -92,16 +94,25 @@ impl Store {
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&conn, &catalog).context("failed to create the schema")?;
-        let (checkpoints, reader) = if path == ":memory:" {
-            (None, None)
-        } else {
+        let file = path != ":memory:";
+        if file {
             conn.pragma_update(None, "wal_autocheckpoint", checkpoint::MAIN_PAGES)?;
-            (Some(checkpoint::spawn(path)?), Some(open_reader(path)?))
+        }
+        let conn = Arc::new(Mutex::new(conn));
+        let (checkpoints, reader) = if file {
+            let writers = Arc::downgrade(&conn);
+            (
+                Some(checkpoint::spawn(path, writers)?),
+                Some(open_reader(path)?),
+            )
+        } else {
+            (None, None)
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                conn,
                 reader: reader.map(Mutex::new),
+                log_path: (path != ":memory:").then(|| format!("{path}-wal").into()),
                 catalog,
                 clock: Clock::default(),
                 kept: Mutex::new(None),
@@ -161,6 +172,18 @@ impl Store {
         })
         .await
         .context("storage task failed")
+    }
+
+    /// Makes every commit made so far durable, without the store lock: an fsync of the
+    /// write-ahead log. For a commit made [`unsynced`], before it is acknowledged. A commit
+    /// that a checkpoint has meanwhile copied into the database file is durable already
+    /// (SQLite syncs the log before a checkpoint and the database file before the log starts
+    /// over). Nothing to do for an in-memory database.
+    pub fn sync_log(&self) -> std::io::Result<()> {
+        match &self.inner.log_path {
+            Some(path) => std::fs::File::open(path)?.sync_data(),
+            None => Ok(()),
+        }
     }
 
     /// Keeps `value` with this database until [`Store::take_kept`]; it must stay true of this
@@ -225,6 +248,19 @@ impl Store {
         .await
         .context("storage task failed")
     }
+}
+
+/// Runs `f`, whose commits skip their fsync (`synchronous=NORMAL`: still safe from a killed
+/// process); the caller makes them durable with [`Store::sync_log`] after releasing the lock,
+/// so the fsync no longer holds up the worker, before it acknowledges them.
+pub fn unsynced<R>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> R,
+) -> rusqlite::Result<R> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let result = f(conn);
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(result)
 }
 
 /// The read-only connection of a file database: `query_only`, so a bug cannot write through
@@ -397,5 +433,31 @@ mod reader_tests {
             .execute("DELETE FROM sys_user", [])
             .expect_err("query_only");
         assert!(refused.to_string().contains("readonly"), "{refused}");
+    }
+
+    #[test]
+    fn an_unsynced_commit_restores_full_sync_and_is_synced_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
+        let store = Store::open(path.to_str().expect("utf-8"), catalog).expect("store");
+        let users = store.catalog().table("sys_user").expect("sys_user").clone();
+        let fields: Fields = [("user_name".to_owned(), "unsynced".to_owned())].into();
+        let sync_mode = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .expect("pragma")
+        };
+        let mut conn = store.lock();
+        let inner_mode = unsynced(&mut conn, |conn| {
+            insert(conn, &users, &fields, "system").expect("insert");
+            sync_mode(conn)
+        })
+        .expect("unsynced");
+        assert_eq!(inner_mode, 1, "NORMAL inside");
+        assert_eq!(sync_mode(&conn), 2, "FULL again for everyone else");
+        drop(conn);
+        store.sync_log().expect("the log is synced");
+        let memory = Store::open(":memory:", store.inner.catalog.clone()).expect("memory");
+        memory.sync_log().expect("nothing to sync in memory");
     }
 }

@@ -21,6 +21,9 @@ pub enum StoreError {
     Invalid(String),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// A commit could not be made durable ([`super::Store::sync_log`]).
+    #[error("failed to sync the database log: {0}")]
+    Sync(#[from] std::io::Error),
 }
 
 /// The class restriction for queries on `table`, as SQL plus parameters.
