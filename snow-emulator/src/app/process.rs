@@ -264,16 +264,15 @@ struct RowContext<'a> {
 }
 
 /// Writes one staging row: its data columns, the transform's outcome, the system columns.
-/// Values are bound from where they are, not copied.
+/// Values are bound from where they are, not copied. `stmt` is the table's INSERT
+/// ([`staging_insert_sql`]), prepared once for the whole transaction.
 fn insert_staging_row(
-    conn: &Connection,
-    sql: &str,
+    stmt: &mut rusqlite::Statement<'_>,
     ctx: &RowContext<'_>,
     row: &PositionalRow<'_>,
     o: &RowOutcome<'_>,
 ) -> rusqlite::Result<()> {
     let sys_id = new_sys_id();
-    let mut stmt = conn.prepare_cached(sql)?;
     for (i, col) in ctx.staging.columns.iter().enumerate() {
         let at = i + 1;
         match col.name.as_str() {
@@ -360,7 +359,7 @@ fn stage_and_transform(
         .find(|it| it.import_type == t.import_type)
         .ok_or_else(|| anyhow!("no import type {} in the catalog", t.import_type))?;
     let staging = table(catalog, &it.staging_table)?;
-    let insert_sql = staging_insert_sql(staging);
+    let mut insert = conn.prepare_cached(&staging_insert_sql(staging))?;
     let now = crate::clock::now_string();
     let context = super::routing::engine_context(conn, catalog, user, now.clone())?;
     let engine = Engine::new(catalog, &staging.name, context, kept)?;
@@ -382,7 +381,7 @@ fn stage_and_transform(
             .transform_row(conn, &row)
             .map_err(anyhow::Error::from)
             .and_then(|o| {
-                insert_staging_row(conn, &insert_sql, &ctx, &row, &o)
+                insert_staging_row(&mut insert, &ctx, &row, &o)
                     .context("failed to store a staging row")?;
                 *counts.entry(o.state).or_default() += 1;
                 Ok(())

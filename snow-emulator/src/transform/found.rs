@@ -6,9 +6,15 @@
 //! true as long as the engine keeps it current: a map's own updates refresh its entries, and
 //! any write by another map to the same physical table forgets that map's entries. Misses are
 //! not remembered (the map may insert the record next).
+//!
+//! Except by prefix: a map coalescing on several fields (an installation: the computer, then
+//! the discovery model) first asks whether any record has the key's first value, once, and
+//! remembers when none has. A computer's twenty installations then cost one lookup instead of
+//! twenty. The keys the map itself inserts under such a prefix are remembered too, so a second
+//! row with the same key still finds the record the first one made.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::types::Value;
@@ -22,6 +28,11 @@ pub type Record = Arc<(String, Vec<Value>)>;
 
 pub struct FoundCache {
     maps: Vec<RefCell<HashMap<String, Record>>>,
+    /// For each map, first coalesce values (folded like keys) it asked about: `true` when no
+    /// record had it.
+    absent: Vec<RefCell<HashMap<String, bool>>>,
+    /// For each map, the keys it inserted since (those records exist after all).
+    inserted: Vec<RefCell<HashSet<String>>>,
     /// For each map, the other maps writing the same physical table.
     sharing: Vec<Vec<usize>>,
 }
@@ -40,6 +51,8 @@ impl FoundCache {
             .collect();
         Self {
             maps: physical.iter().map(|_| RefCell::default()).collect(),
+            absent: physical.iter().map(|_| RefCell::default()).collect(),
+            inserted: physical.iter().map(|_| RefCell::default()).collect(),
             sharing,
         }
     }
@@ -57,10 +70,48 @@ impl FoundCache {
         found.insert(key, record);
     }
 
-    /// Map `map` wrote its table: the other maps writing that table forget what they found.
+    /// Whether map `map` knows that no record has `key`: none had its first value `prefix`,
+    /// and the map has not inserted `key` since.
+    pub fn known_absent(&self, map: usize, prefix: &str, key: &str) -> bool {
+        self.absent[map].borrow().get(prefix) == Some(&true)
+            && !self.inserted[map].borrow().contains(key)
+    }
+
+    /// Whether map `map` asked about the first value `prefix` already.
+    pub fn asked(&self, map: usize, prefix: &str) -> bool {
+        self.absent[map].borrow().contains_key(prefix)
+    }
+
+    /// Remembers whether a record of map `map`'s table has the first value `prefix`.
+    pub fn put_prefix(&self, map: usize, prefix: &str, absent: bool) {
+        let mut known = self.absent[map].borrow_mut();
+        if known.len() >= PER_MAP {
+            known.clear();
+            self.inserted[map].borrow_mut().clear();
+        }
+        known.insert(prefix.to_owned(), absent);
+    }
+
+    /// Map `map` inserted a record under `key`: it is no longer absent.
+    pub fn put_inserted(&self, map: usize, key: String) {
+        if self.absent[map].borrow().is_empty() {
+            return;
+        }
+        let mut inserted = self.inserted[map].borrow_mut();
+        if inserted.len() >= PER_MAP {
+            inserted.clear();
+            self.absent[map].borrow_mut().clear();
+        }
+        inserted.insert(key);
+    }
+
+    /// Map `map` wrote its table: the other maps writing that table forget what they found
+    /// and what they knew absent.
     pub fn wrote(&self, map: usize) {
         for &j in &self.sharing[map] {
             self.maps[j].borrow_mut().clear();
+            self.absent[j].borrow_mut().clear();
+            self.inserted[j].borrow_mut().clear();
         }
     }
 }
@@ -121,5 +172,32 @@ mod tests {
         assert!(cache.get(0, "k").is_some(), "the writer keeps its own");
         assert!(cache.get(1, "k").is_none(), "same table: forgotten");
         assert!(cache.get(2, "k").is_some(), "another table: kept");
+    }
+
+    #[test]
+    fn an_absent_prefix_answers_for_every_key_but_those_inserted_since() {
+        let cache = FoundCache::new(&["cmdb_sam_sw_install", "cmdb_sam_sw_install"]);
+        assert!(!cache.known_absent(0, "p", "p/a"), "nothing known yet");
+        cache.put_prefix(0, "r", false);
+        assert!(
+            cache.asked(0, "r") && !cache.known_absent(0, "r", "r/a"),
+            "present"
+        );
+        cache.put_prefix(0, "p", true);
+        assert!(cache.known_absent(0, "p", "p/a"));
+        assert!(!cache.known_absent(0, "q", "q/a"), "another prefix");
+        cache.put_inserted(0, "p/a".into());
+        assert!(
+            !cache.known_absent(0, "p", "p/a"),
+            "inserted since: look it up"
+        );
+        assert!(cache.known_absent(0, "p", "p/b"));
+        cache.put_prefix(1, "p", true);
+        cache.wrote(0);
+        assert!(
+            cache.known_absent(0, "p", "p/b"),
+            "the writer keeps its own"
+        );
+        assert!(!cache.known_absent(1, "p", "p/b"), "same table: forgotten");
     }
 }

@@ -74,7 +74,11 @@ struct PreparedMap<'c> {
     cols: Vec<&'c Column>,
     /// For each field map, its position in `cols`.
     field_pos: Vec<usize>,
+    /// For each field map, the position of its source column in the source table.
+    source_pos: Vec<Option<usize>>,
     select_sql: String,
+    /// Whether any record has the first coalesce field's value (several coalesce fields only).
+    prefix_sql: Option<String>,
     /// The current values of one record, by sys_id (after identification).
     by_id_sql: String,
     ident: Option<identify::PreparedIdent<'c>>,
@@ -95,7 +99,7 @@ impl<'c> PreparedMap<'c> {
     fn new(
         index: usize,
         map: &'c TransformMap,
-        target: &'c Table,
+        (source, target): (Option<&'c Table>, &'c Table),
         ctx: &EngineContext,
     ) -> Result<Self, StoreError> {
         let mut cols: Vec<&Column> = Vec::new();
@@ -130,8 +134,15 @@ impl<'c> PreparedMap<'c> {
                     .unwrap_or(Value::Null)
             })
             .collect();
+        let source_pos = map
+            .fields
+            .iter()
+            .map(|f| f.source.as_deref().zip(source))
+            .map(|f| f.and_then(|(c, source)| source.column_position(c)))
+            .collect();
         Ok(PreparedMap {
             index,
+            source_pos,
             insert_pos,
             defaults,
             allow_insert: ctx.allows(map.insert_property.as_deref()),
@@ -146,6 +157,7 @@ impl<'c> PreparedMap<'c> {
             cols,
             field_pos,
             select_sql: sql.select,
+            prefix_sql: sql.prefix,
             insert_sql: sql.insert,
             update_sql: sql.update,
             class_params,
@@ -153,9 +165,11 @@ impl<'c> PreparedMap<'c> {
     }
 }
 
-/// A map's four statements: find by coalesce keys, read by sys_id, insert, update.
+/// A map's statements: find by coalesce keys, read by sys_id, insert, update, and for a map
+/// coalescing on several fields, whether any record has the first field's value.
 struct Statements {
     select: String,
+    prefix: Option<String>,
     by_id: String,
     insert: String,
     update: String,
@@ -188,6 +202,12 @@ impl Statements {
                 coalesce.join(" AND ")
             }
         );
+        let prefix = (coalesce.len() > 1).then(|| {
+            format!(
+                "SELECT 1 FROM {phys} WHERE {} AND {filter} LIMIT 1",
+                coalesce[0]
+            )
+        });
         let by_id_sql = format!(
             "SELECT sys_id, {} FROM {phys} WHERE sys_id = ?",
             select_cols.join(", ")
@@ -212,6 +232,7 @@ impl Statements {
         );
         Self {
             select: select_sql,
+            prefix,
             by_id: by_id_sql,
             insert: insert_sql,
             update: update_sql,
@@ -253,11 +274,12 @@ impl<'c> Engine<'c> {
                 .iter()
                 .all(|c| c.holds(ctx.variables.get(&c.field).map(String::as_str)))
         };
+        let source = catalog.table(source_table);
         for map in catalog.maps_for(source_table).filter(in_context) {
             let target = catalog.table(&map.target_table).ok_or_else(|| {
                 StoreError::Invalid(format!("unknown target table {}", map.target_table))
             })?;
-            maps.push(PreparedMap::new(maps.len(), map, target, &ctx)?);
+            maps.push(PreparedMap::new(maps.len(), map, (source, target), &ctx)?);
         }
         let physical: Vec<&str> = maps.iter().map(|m| m.target.physical.as_str()).collect();
         let names: Vec<String> = maps.iter().map(|m| m.map.name.clone()).collect();
@@ -339,7 +361,7 @@ impl<'c> Engine<'c> {
         &self,
         conn: &Connection,
         pm: &PreparedMap<'_>,
-        f: &FieldMap,
+        (f, source_pos): (&FieldMap, Option<usize>),
         col: &Column,
         row: &dyn SourceRow,
     ) -> Result<Result<Option<Value>, String>, StoreError> {
@@ -356,7 +378,10 @@ impl<'c> Engine<'c> {
                 Some(v) => to_sql(col.kind, v).map(Some),
             });
         };
-        let raw = row.get(source).map(str::trim).filter(|s| !s.is_empty());
+        let raw = row
+            .get_at(source, source_pos)
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
         let Some(raw) = raw else {
             return Ok(Ok(pm.map.copy_empty_fields.then_some(Value::Null)));
         };
@@ -447,21 +472,22 @@ impl<'c> Engine<'c> {
         row: &dyn SourceRow,
     ) -> Result<Result<Applied, String>, StoreError> {
         let mut values: Vec<Option<Value>> = vec![None; pm.cols.len()];
-        for (f, &pos) in pm.map.fields.iter().zip(&pm.field_pos) {
-            match self.field_value(conn, pm, f, pm.cols[pos], row)? {
+        let fields = pm.map.fields.iter().zip(&pm.source_pos);
+        for ((f, &source_pos), &pos) in fields.zip(&pm.field_pos) {
+            match self.field_value(conn, pm, (f, source_pos), pm.cols[pos], row)? {
                 Ok(Some(v)) => values[pos] = Some(v),
                 Ok(None) => {}
                 Err(why) => return Ok(Err(why)),
             }
         }
         let (existing, note) = match self.find_target(conn, pm, row, &values)? {
-            Found::Record(record, note) => (Some(record), note),
-            Found::Nothing(note) => (None, note),
+            Found::Record(record, note) => (Ok(record), note),
+            Found::Nothing(note, key) => (Err(key), note),
             Found::Skip(note) => return Ok(Ok((RowState::Skipped, String::new(), Some(note)))),
         };
         Ok(Ok(match existing {
-            Some(record) => self.update(conn, pm, record, values, note)?,
-            None if !pm.map.create => (
+            Ok(record) => self.update(conn, pm, record, values, note)?,
+            Err(_) if !pm.map.create => (
                 RowState::Skipped,
                 String::new(),
                 Some(join_note(
@@ -469,12 +495,16 @@ impl<'c> Engine<'c> {
                     "no matching record; this map never creates",
                 )),
             ),
-            None if !pm.allow_insert => (
+            Err(_) if !pm.allow_insert => (
                 RowState::Ignored,
                 String::new(),
                 Some(join_note(note, "inserts disabled by property")),
             ),
-            None => (RowState::Inserted, self.insert(conn, pm, values)?, note),
+            Err(key) => (
+                RowState::Inserted,
+                self.insert(conn, pm, values, key)?,
+                note,
+            ),
         }))
     }
 
@@ -491,31 +521,47 @@ impl<'c> Engine<'c> {
                 identify::Decision::Update { sys_id, note } => {
                     match self.current(conn, &pm.by_id_sql, pm, vec![Value::Text(sys_id)])? {
                         Some(record) => Found::Record(Target::new(record, None), Some(note)),
-                        None => Found::Nothing(Some(note)),
+                        None => Found::Nothing(Some(note), None),
                     }
                 }
-                identify::Decision::Create { note } => Found::Nothing(Some(note)),
+                identify::Decision::Create { note } => Found::Nothing(Some(note), None),
                 identify::Decision::Skip { note } => Found::Skip(note),
             });
         }
+        self.find_by_coalesce(conn, pm, values)
+    }
+
+    /// Finds the record with the row's coalesce values: remembered, known absent, or looked
+    /// up (see [`found`]).
+    fn find_by_coalesce(
+        &self,
+        conn: &Connection,
+        pm: &PreparedMap<'_>,
+        values: &[Option<Value>],
+    ) -> Result<Found, StoreError> {
         let mut key = String::new();
+        let mut prefix_len = None;
         let mut params = Vec::new();
         for (f, &pos) in pm.map.fields.iter().zip(&pm.field_pos) {
             if f.coalesce {
                 match &values[pos] {
                     Some(v) if *v != Value::Null => {
                         found::push_key(&mut key, v, f.case_sensitive);
+                        prefix_len.get_or_insert(key.len());
                         params.push(pos);
                     }
                     _ => return Ok(Found::Skip(format!("coalesce field {} is empty", f.target))),
                 }
             }
         }
-        if params.is_empty() {
-            return Ok(Found::Nothing(None));
-        }
+        let (Some(&first), Some(prefix_len)) = (params.first(), prefix_len) else {
+            return Ok(Found::Nothing(None, None));
+        };
         if let Some(record) = self.found.get(pm.index, &key) {
             return Ok(Found::Record(Target::new(record, Some(key)), None));
+        }
+        if self.prefix_absent(conn, pm, &values[first], &key[..prefix_len], &key)? {
+            return Ok(Found::Nothing(None, Some(key)));
         }
         let mut params: Vec<Value> = params.iter().filter_map(|&p| values[p].clone()).collect();
         params.extend(pm.class_params.iter().cloned());
@@ -524,8 +570,33 @@ impl<'c> Engine<'c> {
                 self.found.put(pm.index, key.clone(), record.clone());
                 Found::Record(Target::new(record, Some(key)), None)
             }
-            None => Found::Nothing(None),
+            None => Found::Nothing(None, Some(key)),
         })
+    }
+
+    /// Whether no record can have `key` since none has its first coalesce value `first`
+    /// (folded: `prefix`). Asked once per value, for maps coalescing on several fields.
+    fn prefix_absent(
+        &self,
+        conn: &Connection,
+        pm: &PreparedMap<'_>,
+        first: &Option<Value>,
+        prefix: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        let (Some(sql), Some(first)) = (&pm.prefix_sql, first) else {
+            return Ok(false);
+        };
+        if !self.found.asked(pm.index, prefix) {
+            let params = std::iter::once(first).chain(&pm.class_params);
+            let present = conn
+                .prepare_cached(sql)?
+                .query_row(params_from_iter(params), |_| Ok(()))
+                .optional()?
+                .is_some();
+            self.found.put_prefix(pm.index, prefix, !present);
+        }
+        Ok(self.found.known_absent(pm.index, prefix, key))
     }
 
     /// The sys_id and current mapped values of the record a query finds.
@@ -591,12 +662,14 @@ impl<'c> Engine<'c> {
         Ok((RowState::Updated, sys_id.clone(), note))
     }
 
-    /// Inserts the row's record: the mapped values, the system columns, the defaults.
+    /// Inserts the row's record: the mapped values, the system columns, the defaults. `key`:
+    /// the coalesce key it will be found by.
     fn insert(
         &self,
         conn: &Connection,
         pm: &PreparedMap<'_>,
         mut values: Vec<Option<Value>>,
+        key: Option<String>,
     ) -> Result<String, StoreError> {
         let sys_id = new_sys_id();
         let ctx = &self.ctx;
@@ -624,6 +697,9 @@ impl<'c> Engine<'c> {
         stmt.raw_execute()?;
         store::wrote(&pm.target.physical);
         self.found.wrote(pm.index);
+        if let Some(key) = key {
+            self.found.put_inserted(pm.index, key);
+        }
         Ok(sys_id)
     }
 }
@@ -664,7 +740,8 @@ impl Target {
 /// What a row maps to, with the note for the row's comment.
 enum Found {
     Record(Target, Option<String>),
-    Nothing(Option<String>),
+    /// No record: the note, and the coalesce key an inserted record will be found by.
+    Nothing(Option<String>, Option<String>),
     Skip(String),
 }
 

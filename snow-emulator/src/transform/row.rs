@@ -9,6 +9,12 @@ use crate::catalog::Table;
 /// as no value.
 pub trait SourceRow {
     fn get(&self, column: &str) -> Option<&str>;
+
+    /// The value of `column`, which is at `position` of the source table's columns when
+    /// known: a row held by position answers without looking the name up.
+    fn get_at(&self, column: &str, _position: Option<usize>) -> Option<&str> {
+        self.get(column)
+    }
 }
 
 impl SourceRow for HashMap<String, String> {
@@ -58,6 +64,13 @@ impl SourceRow for PositionalRow<'_> {
     fn get(&self, column: &str) -> Option<&str> {
         self.at(self.table.column_position(column)?)
     }
+
+    fn get_at(&self, column: &str, position: Option<usize>) -> Option<&str> {
+        match position {
+            Some(p) => self.at(p),
+            None => self.get(column),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +93,24 @@ mod tests {
         assert_eq!(row.get("u_computerid"), Some("8"));
         assert_eq!(row.get("u_version"), None);
         assert_eq!(row.get("no_such_column"), None);
+    }
+
+    #[test]
+    fn a_row_read_by_position_answers_as_by_name() {
+        let catalog = crate::catalog::load_embedded().expect("catalog");
+        let table = catalog
+            .table("x_fls_flexera_fnms_application_import")
+            .expect("staging table");
+        let at = table.column_position("u_version");
+        let mut row = PositionalRow::new(table);
+        row.set(at.expect("column"), "2.0");
+        assert_eq!(row.get_at("u_version", at), Some("2.0"));
+        assert_eq!(row.get_at("u_version", None), Some("2.0"), "by name");
+        let by_name: HashMap<String, String> = [("u_version".into(), "3.0".into())].into();
+        assert_eq!(
+            by_name.get_at("u_version", at),
+            Some("3.0"),
+            "a map ignores positions"
+        );
     }
 }

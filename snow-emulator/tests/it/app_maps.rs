@@ -422,3 +422,96 @@ async fn source_of_truth_properties_take_effect_for_the_next_transaction() {
     assert!(emu.records("ast_contract", "").await.is_empty());
     emu.stop().await;
 }
+
+/// An `<Applications>` document: (computer id, application id) per record.
+fn applications_xml(records: &[(&str, &str)]) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Applications>\n");
+    for (computer, app) in records {
+        xml.push_str(&format!(
+            "  <Application><ComputerID>{computer}</ComputerID><ApplicationID>{app}</ApplicationID>\
+             <DisplayName>App {app}</DisplayName><Publisher>P</Publisher><Version>1</Version>\
+             </Application>\n"
+        ));
+    }
+    xml.push_str("</Applications>\n");
+    xml
+}
+
+/// The engine asks once whether a computer has any installation and, when none has, inserts
+/// the rest of its rows without looking each up; a row repeating one it inserted must still
+/// find that record, in the same segment and in the next.
+#[tokio::test]
+async fn installations_of_a_computer_without_any_are_inserted_once_each() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    golden(&emu, &token, "inventory_export", "", true).await;
+    let segments: [&[(&str, &str)]; 2] = [
+        &[("1", "901"), ("1", "902"), ("1", "901"), ("2", "901")],
+        &[("1", "903"), ("1", "902"), ("2", "904")],
+    ];
+    for (n, records) in segments.iter().enumerate() {
+        let r = emu
+            .fnms(
+                &token,
+                &segment(
+                    &uuid::Uuid::new_v4().to_string(),
+                    "application_export",
+                    APPLICATION_RUN,
+                    n as i64 + 1,
+                    n == 1,
+                    &applications_xml(records),
+                    records.len() as i64,
+                ),
+            )
+            .await;
+        assert_eq!(r["returnCode"], 0, "{r}");
+    }
+    emu.wait_run(&token, APPLICATION_RUN).await;
+    let installs = emu.records("cmdb_sam_sw_install", "").await;
+    let mut pairs: Vec<String> = installs
+        .iter()
+        .map(|i| format!("{}/{}", i["installed_on"]["value"], i["display_name"]))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(
+        installs.len(),
+        5,
+        "one per computer and application: {pairs:?}"
+    );
+    assert_eq!(pairs.len(), 5, "{pairs:?}");
+    // Staging rows in order: by transaction number, then row.
+    let transactions: Vec<String> = emu
+        .records("x_fls_flexera_fnms_import_transaction", "ORDERBYnumber")
+        .await
+        .iter()
+        .map(|t| t["sys_id"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    let mut rows: Vec<(usize, i64, String)> = emu
+        .records("x_fls_flexera_fnms_application_import", "")
+        .await
+        .iter()
+        .map(|r| {
+            let t = r["import_transaction"]["value"].as_str().unwrap_or("?");
+            let row: i64 = r["sys_import_row"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1);
+            let state = r["sys_import_state"].as_str().unwrap_or("?").to_owned();
+            (
+                transactions.iter().position(|id| id == t).unwrap_or(99),
+                row,
+                state,
+            )
+        })
+        .collect();
+    rows.sort();
+    let states: Vec<&str> = rows.iter().map(|(_, _, s)| s.as_str()).collect();
+    assert_eq!(
+        states,
+        [
+            "inserted", "inserted", "ignored", "inserted", "inserted", "ignored", "inserted"
+        ]
+    );
+    emu.stop().await;
+}
