@@ -386,12 +386,18 @@ mod reader_tests {
 
     use super::*;
 
-    #[test]
-    fn the_reader_sees_every_commit_and_never_waits_for_the_writer() {
+    /// A store on a database file (a temporary directory, kept while the store is used).
+    fn file_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db.sqlite");
         let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
         let store = Store::open(path.to_str().expect("utf-8"), catalog).expect("store");
+        (dir, store)
+    }
+
+    #[test]
+    fn the_reader_sees_every_commit_and_never_waits_for_the_writer() {
+        let (_dir, store) = file_store();
         let users = store.catalog().table("sys_user").expect("sys_user").clone();
         let fields: Fields = [("user_name".to_owned(), "reader.test".to_owned())].into();
         insert(&store.lock(), &users, &fields, "system").expect("insert");
@@ -424,10 +430,7 @@ mod reader_tests {
 
     #[test]
     fn the_reader_cannot_write() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("db.sqlite");
-        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
-        let store = Store::open(path.to_str().expect("utf-8"), catalog).expect("store");
+        let (_dir, store) = file_store();
         let refused = store
             .read_lock()
             .execute("DELETE FROM sys_user", [])
@@ -437,10 +440,7 @@ mod reader_tests {
 
     #[test]
     fn an_unsynced_commit_restores_full_sync_and_is_synced_after() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("db.sqlite");
-        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
-        let store = Store::open(path.to_str().expect("utf-8"), catalog).expect("store");
+        let (_dir, store) = file_store();
         let users = store.catalog().table("sys_user").expect("sys_user").clone();
         let fields: Fields = [("user_name".to_owned(), "unsynced".to_owned())].into();
         let sync_mode = |conn: &Connection| -> i64 {
