@@ -112,7 +112,7 @@ impl Store {
             inner: Arc::new(Inner {
                 conn,
                 reader: reader.map(Mutex::new),
-                log_path: (path != ":memory:").then(|| format!("{path}-wal").into()),
+                log_path: file.then(|| format!("{path}-wal").into()),
                 catalog,
                 clock: Clock::default(),
                 kept: Mutex::new(None),
