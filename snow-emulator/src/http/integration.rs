@@ -44,6 +44,11 @@ pub async fn fnmstosn(
     if let Some(reply) = injected(&state, &value, tid.as_deref()) {
         return Ok(Json(json!({ "result": reply.result })));
     }
+    // Only a data segment writes; `connection_test` and `export_status` polls need no fsync.
+    let writes = value
+        .get("transactionType")
+        .and_then(Value::as_str)
+        .is_some_and(|t| state.store.catalog().import_type(t).is_some());
     let store = state.store.clone();
     let (value, checked) = tokio::task::spawn_blocking(move || {
         let checked = intake::DataCheck::of(store.catalog(), &value);
@@ -71,11 +76,15 @@ pub async fn fnmstosn(
             reply
         })
         .await?;
-    let store = state.store.clone();
-    let synced = tokio::task::spawn_blocking(move || store.sync_log())
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("syncing the log failed: {e}")))?;
-    let reply = reply.and_then(|r| synced.map(|()| r).map_err(crate::store::StoreError::from));
+    let reply = if writes {
+        let store = state.store.clone();
+        let synced = tokio::task::spawn_blocking(move || store.sync_log())
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("syncing the log failed: {e}")))?;
+        reply.and_then(|r| synced.map(|()| r).map_err(crate::store::StoreError::from))
+    } else {
+        reply
+    };
     let reply = match reply {
         Ok(r) => r,
         Err(e) => {
