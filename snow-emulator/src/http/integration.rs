@@ -76,6 +76,11 @@ pub async fn fnmstosn(
             reply
         })
         .await?;
+    // The worker may start on the transaction before the log is synced: its own commits
+    // come later in the same log, so a power cut cannot keep them and lose this one.
+    if reply.as_ref().is_ok_and(|r| r.queued) {
+        state.worker.wake();
+    }
     let reply = if writes {
         let store = state.store.clone();
         let synced = tokio::task::spawn_blocking(move || store.sync_log())
@@ -96,9 +101,6 @@ pub async fn fnmstosn(
             )
         }
     };
-    if reply.queued {
-        state.worker.wake();
-    }
     Ok(Json(json!({ "result": reply.result })))
 }
 
