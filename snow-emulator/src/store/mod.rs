@@ -311,6 +311,9 @@ pub fn to_sql(kind: ColumnType, value: &str) -> Result<Value, String> {
             "false" | "0" | "no" => Ok(Value::Integer(0)),
             _ => Err(format!("'{value}' is not a boolean")),
         },
+        ColumnType::DateTime | ColumnType::Date if is_canonical_time(kind, value) => {
+            Ok(Value::Text(value.to_owned()))
+        }
         ColumnType::DateTime => {
             chrono::NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%d %H:%M:%S")
                 .map(|d| Value::Text(d.format("%Y-%m-%d %H:%M:%S").to_string()))
@@ -324,6 +327,39 @@ pub fn to_sql(kind: ColumnType, value: &str) -> Result<Value, String> {
             .map(|d| Value::Text(d.format("%Y-%m-%d").to_string()))
             .map_err(|_| format!("'{value}' is not a date (YYYY-MM-DD)")),
         _ => Ok(Value::Text(value.to_owned())),
+    }
+}
+
+/// Whether `value` is a valid date (`YYYY-MM-DD`) or date-time (`YYYY-MM-DD HH:MM:SS`)
+/// already written as [`to_sql`] writes it, so it is stored as it is: checked without
+/// chrono's format parser, which costs more than the rest of a field's conversion.
+fn is_canonical_time(kind: ColumnType, value: &str) -> bool {
+    let b = value.as_bytes();
+    let len = if kind == ColumnType::Date { 10 } else { 19 };
+    let digits = |at: std::ops::Range<usize>| {
+        b[at.clone()]
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| (b[at].iter()).fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    if b.len() != len || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let date = match (digits(0..4), digits(5..7), digits(8..10)) {
+        (Some(y), Some(m), Some(d)) => i32::try_from(y)
+            .ok()
+            .and_then(|y| chrono::NaiveDate::from_ymd_opt(y, m, d)),
+        _ => None,
+    };
+    if date.is_none() || len == 10 {
+        return date.is_some();
+    }
+    if b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return false;
+    }
+    match (digits(11..13), digits(14..16), digits(17..19)) {
+        (Some(h), Some(m), Some(s)) => chrono::NaiveTime::from_hms_opt(h, m, s).is_some(),
+        _ => false,
     }
 }
 
@@ -459,5 +495,58 @@ mod reader_tests {
         store.sync_log().expect("the log is synced");
         let memory = Store::open(":memory:", store.inner.catalog.clone()).expect("memory");
         memory.sync_log().expect("nothing to sync in memory");
+    }
+}
+
+#[cfg(test)]
+mod to_sql_tests {
+    use super::*;
+
+    /// The slow path alone: what `to_sql` gave before the canonical shortcut.
+    fn parsed(kind: ColumnType, value: &str) -> Option<String> {
+        let v = value.trim();
+        match kind {
+            ColumnType::Date => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.format("%Y-%m-%d").to_string()),
+            _ => chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S")
+                .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                        .map(|d| format!("{} 00:00:00", d.format("%Y-%m-%d")))
+                })
+                .ok(),
+        }
+    }
+
+    #[test]
+    fn dates_and_times_convert_as_chrono_parses_them() {
+        let cases = [
+            "2024-02-29 23:59:59",
+            "2023-02-29 10:00:00",
+            "2024-13-01 00:00:00",
+            "2024-12-31 24:00:00",
+            "2024-12-31 23:60:00",
+            "2024-12-31 23:59:60",
+            "0000-01-01 00:00:00",
+            "9999-12-31 23:59:59",
+            "2024-1-01 00:00:00",
+            "2024-01-01T00:00:00",
+            "2024-01-01 00:00:0x",
+            " 2024-01-01 00:00:00 ",
+            "2024-01-01",
+            "2024-02-30",
+            "2024/01/01",
+            "+2024-01-01",
+            "２024-01-01",
+            "20240101",
+        ];
+        for kind in [ColumnType::DateTime, ColumnType::Date] {
+            for case in cases {
+                let fast = to_sql(kind, case).ok();
+                let slow = parsed(kind, case).map(Value::Text);
+                assert_eq!(fast, slow, "{kind:?} {case:?}");
+            }
+        }
     }
 }
