@@ -15,15 +15,15 @@ use crate::store::generation;
 /// Resolved references: [`reference_key`] → sys_id.
 pub type References = HashMap<String, String>;
 
-/// The key of a resolved reference: table, field and value folded like NOCASE.
-pub fn reference_key(table: &str, field: &str, value: &str) -> String {
-    let mut key = String::with_capacity(table.len() + field.len() + value.len() + 2);
+/// The key of a resolved reference: table, field and value folded like NOCASE, written into
+/// `key` (a buffer reused from row to row: only a key that is kept is allocated).
+pub fn reference_key(key: &mut String, table: &str, field: &str, value: &str) {
+    key.clear();
     key.push_str(table);
     key.push('\u{1f}');
     key.push_str(field);
     key.push('\u{1f}');
     key.extend(value.chars().map(|c| c.to_ascii_lowercase()));
-    key
 }
 
 pub struct Memory {

@@ -76,6 +76,8 @@ struct PreparedMap<'c> {
     field_pos: Vec<usize>,
     /// For each field map, the position of its source column in the source table.
     source_pos: Vec<Option<usize>>,
+    /// For each field map, the table its reference converter names, if it names a known one.
+    referenced: Vec<Option<&'c Table>>,
     select_sql: String,
     /// Whether any record has the first coalesce field's value (several coalesce fields only).
     prefix_sql: Option<String>,
@@ -85,8 +87,8 @@ struct PreparedMap<'c> {
     insert_sql: String,
     update_sql: String,
     class_params: Vec<Value>,
-    /// For each target table column, its position in `cols` (if the map writes it).
-    insert_pos: Vec<Option<usize>>,
+    /// For each target table column, what an insert binds to it.
+    insert_cols: Vec<InsertColumn>,
     /// For each target table column, what an insert writes when the map gives no value.
     defaults: Vec<Value>,
     allow_insert: bool,
@@ -97,7 +99,7 @@ impl<'c> PreparedMap<'c> {
     /// Compiles one map against its target table: the columns it writes, its lookup, insert
     /// and update statements, and what the properties allow.
     fn new(
-        index: usize,
+        (index, catalog): (usize, &'c Catalog),
         map: &'c TransformMap,
         (source, target): (Option<&'c Table>, &'c Table),
         ctx: &EngineContext,
@@ -119,10 +121,10 @@ impl<'c> PreparedMap<'c> {
         }
         let (filter, class_params) = class_filter(target);
         let sql = Statements::new(map, target, &cols, &filter);
-        let insert_pos = target
+        let insert_cols = target
             .columns
             .iter()
-            .map(|c| cols.iter().position(|m| m.name == c.name))
+            .map(|c| InsertColumn::of(c, cols.iter().position(|m| m.name == c.name), target))
             .collect();
         let defaults = target
             .columns
@@ -140,10 +142,17 @@ impl<'c> PreparedMap<'c> {
             .map(|f| f.source.as_deref().zip(source))
             .map(|f| f.and_then(|(c, source)| source.column_position(c)))
             .collect();
+        let referenced = (map.fields.iter())
+            .map(|f| match &f.converter {
+                Converter::Reference { table, .. } => catalog.table(table),
+                _ => None,
+            })
+            .collect();
         Ok(PreparedMap {
             index,
             source_pos,
-            insert_pos,
+            referenced,
+            insert_cols,
             defaults,
             allow_insert: ctx.allows(map.insert_property.as_deref()),
             allow_update: ctx.allows(map.update_property.as_deref()),
@@ -162,6 +171,36 @@ impl<'c> PreparedMap<'c> {
             update_sql: sql.update,
             class_params,
         })
+    }
+}
+
+/// What a map's INSERT binds to one target column, decided once per map rather than by the
+/// column's name on every row.
+#[derive(Debug, Clone, Copy)]
+enum InsertColumn {
+    SysId,
+    /// The record's class, unless the map gives one (the position of its value).
+    ClassName(Option<usize>),
+    Now,
+    User,
+    ModCount,
+    /// The table's next number, unless the map gives one.
+    Number(Option<usize>),
+    /// The map's value at this position, else the column's default.
+    Mapped(Option<usize>),
+}
+
+impl InsertColumn {
+    fn of(col: &Column, mapped: Option<usize>, target: &Table) -> Self {
+        match col.name.as_str() {
+            "sys_id" => Self::SysId,
+            "sys_class_name" => Self::ClassName(mapped),
+            "sys_created_on" | "sys_updated_on" => Self::Now,
+            "sys_created_by" | "sys_updated_by" => Self::User,
+            "sys_mod_count" => Self::ModCount,
+            "number" if target.number_prefix.is_some() => Self::Number(mapped),
+            _ => Self::Mapped(mapped),
+        }
     }
 }
 
@@ -241,13 +280,14 @@ impl Statements {
 }
 
 pub struct Engine<'c> {
-    catalog: &'c Catalog,
     maps: Vec<PreparedMap<'c>>,
     ctx: EngineContext,
     /// Resolved references (table, field, value folded like SQLite's NOCASE) → sys_id. Only
     /// hits are kept: records are not deleted while a transaction is processed, so a hit
     /// stays true, while a miss may not (a map may insert the record).
     references: RefCell<memory::References>,
+    /// The key of the reference being resolved ([`memory::reference_key`]), reused.
+    reference_key: RefCell<String>,
     /// Records found by coalesce keys in this transaction (see [`found`]).
     found: found::FoundCache,
     /// Physical tables the two caches read (map targets, referenced tables).
@@ -279,7 +319,8 @@ impl<'c> Engine<'c> {
             let target = catalog.table(&map.target_table).ok_or_else(|| {
                 StoreError::Invalid(format!("unknown target table {}", map.target_table))
             })?;
-            maps.push(PreparedMap::new(maps.len(), map, (source, target), &ctx)?);
+            let at = (maps.len(), catalog);
+            maps.push(PreparedMap::new(at, map, (source, target), &ctx)?);
         }
         let physical: Vec<&str> = maps.iter().map(|m| m.target.physical.as_str()).collect();
         let names: Vec<String> = maps.iter().map(|m| m.map.name.clone()).collect();
@@ -287,12 +328,12 @@ impl<'c> Engine<'c> {
             .and_then(|m| m.still_true_for(&names))
             .unwrap_or_else(|| (HashMap::new(), found::FoundCache::new(&physical)));
         Ok(Self {
-            catalog,
             found,
             read_tables: read_tables(catalog, &maps),
             maps,
             ctx,
             references: RefCell::new(references),
+            reference_key: RefCell::default(),
         })
     }
 
@@ -361,7 +402,7 @@ impl<'c> Engine<'c> {
         &self,
         conn: &Connection,
         pm: &PreparedMap<'_>,
-        (f, source_pos): (&FieldMap, Option<usize>),
+        (f, source_pos, referenced): (&FieldMap, Option<usize>, Option<&Table>),
         col: &Column,
         row: &dyn SourceRow,
     ) -> Result<Result<Option<Value>, String>, StoreError> {
@@ -400,8 +441,8 @@ impl<'c> Engine<'c> {
             Converter::BooleanEquals(expected) => Ok(Some(Value::Integer(i64::from(
                 raw.eq_ignore_ascii_case(expected),
             )))),
-            Converter::Reference { field, table } => {
-                self.reference(conn, col, table, field, raw, f.choice_action)?
+            Converter::Reference { field, .. } => {
+                self.reference(conn, col, referenced, field, raw, f.choice_action)?
             }
         })
     }
@@ -412,18 +453,22 @@ impl<'c> Engine<'c> {
         &self,
         conn: &Connection,
         col: &Column,
-        table: &str,
+        table: Option<&Table>,
         field: &str,
         raw: &str,
         action: ChoiceAction,
     ) -> Result<Result<Option<Value>, String>, StoreError> {
-        let Some(table) = self.catalog.table(table) else {
+        let Some(table) = table else {
             return Ok(Err(format!("{} is not a reference column", col.name)));
         };
-        let key = memory::reference_key(&table.name, field, raw);
-        if let Some(id) = self.references.borrow().get(&key) {
-            return Ok(Ok(Some(Value::Text(id.clone()))));
-        }
+        let key = {
+            let mut key = self.reference_key.borrow_mut();
+            memory::reference_key(&mut key, &table.name, field, raw);
+            if let Some(id) = self.references.borrow().get(key.as_str()) {
+                return Ok(Ok(Some(Value::Text(id.clone()))));
+            }
+            key.clone()
+        };
         let (filter, mut params) = class_filter(table);
         params.insert(0, Value::Text(raw.to_owned()));
         let sql = format!(
@@ -472,9 +517,10 @@ impl<'c> Engine<'c> {
         row: &dyn SourceRow,
     ) -> Result<Result<Applied, String>, StoreError> {
         let mut values: Vec<Option<Value>> = vec![None; pm.cols.len()];
-        let fields = pm.map.fields.iter().zip(&pm.source_pos);
-        for ((f, &source_pos), &pos) in fields.zip(&pm.field_pos) {
-            match self.field_value(conn, pm, (f, source_pos), pm.cols[pos], row)? {
+        let fields = pm.map.fields.iter().zip(&pm.source_pos).zip(&pm.referenced);
+        for (((f, &source_pos), &referenced), &pos) in fields.zip(&pm.field_pos) {
+            let field = (f, source_pos, referenced);
+            match self.field_value(conn, pm, field, pm.cols[pos], row)? {
                 Ok(Some(v)) => values[pos] = Some(v),
                 Ok(None) => {}
                 Err(why) => return Ok(Err(why)),
@@ -674,24 +720,26 @@ impl<'c> Engine<'c> {
         let sys_id = new_sys_id();
         let ctx = &self.ctx;
         let mut stmt = conn.prepare_cached(&pm.insert_sql)?;
-        for (i, (col, pos)) in pm.target.columns.iter().zip(&pm.insert_pos).enumerate() {
-            let mapped = pos.and_then(|p| values[p].take());
+        let mut take = |pos: Option<usize>| pos.and_then(|p| values[p].take());
+        for (i, column) in pm.insert_cols.iter().enumerate() {
             let at = i + 1;
-            match (col.name.as_str(), mapped) {
-                ("sys_id", _) => stmt.raw_bind_parameter(at, sys_id.as_str()),
-                ("sys_class_name", None) => stmt.raw_bind_parameter(at, pm.target.name.as_str()),
-                ("sys_created_on" | "sys_updated_on", _) => {
-                    stmt.raw_bind_parameter(at, ctx.now.as_str())
-                }
-                ("sys_created_by" | "sys_updated_by", _) => {
-                    stmt.raw_bind_parameter(at, ctx.user.as_str())
-                }
-                ("sys_mod_count", _) => stmt.raw_bind_parameter(at, 0),
-                ("number", None) if pm.target.number_prefix.is_some() => {
-                    stmt.raw_bind_parameter(at, next_number(conn, pm.target)?)
-                }
-                (_, Some(v)) => stmt.raw_bind_parameter(at, v),
-                (_, None) => stmt.raw_bind_parameter(at, &pm.defaults[i]),
+            match *column {
+                InsertColumn::SysId => stmt.raw_bind_parameter(at, sys_id.as_str()),
+                InsertColumn::Now => stmt.raw_bind_parameter(at, ctx.now.as_str()),
+                InsertColumn::User => stmt.raw_bind_parameter(at, ctx.user.as_str()),
+                InsertColumn::ModCount => stmt.raw_bind_parameter(at, 0),
+                InsertColumn::ClassName(pos) => match take(pos) {
+                    Some(v) => stmt.raw_bind_parameter(at, v),
+                    None => stmt.raw_bind_parameter(at, pm.target.name.as_str()),
+                },
+                InsertColumn::Number(pos) => match take(pos) {
+                    Some(v) => stmt.raw_bind_parameter(at, v),
+                    None => stmt.raw_bind_parameter(at, next_number(conn, pm.target)?),
+                },
+                InsertColumn::Mapped(pos) => match take(pos) {
+                    Some(v) => stmt.raw_bind_parameter(at, v),
+                    None => stmt.raw_bind_parameter(at, &pm.defaults[i]),
+                },
             }?;
         }
         stmt.raw_execute()?;
