@@ -84,10 +84,9 @@ fn short_string<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 #[derive(Debug)]
 pub struct DataCheck(Option<Result<Read, String>>);
 
-/// A segment's data and its records as read by the intake.
+/// A segment's records as read by the intake.
 #[derive(Debug)]
 pub struct Read {
-    pub payload: String,
     pub records: Records,
 }
 
@@ -98,10 +97,7 @@ impl DataCheck {
         let it = ttype.and_then(|t| catalog.import_type(t));
         let data = body.get("data").and_then(Value::as_str);
         Self(it.zip(data).map(|(it, data)| {
-            Records::read(data, &it.root, &it.record).map(|records| Read {
-                payload: data.to_owned(),
-                records,
-            })
+            Records::read(data, &it.root, &it.record).map(|records| Read { records })
         }))
     }
 

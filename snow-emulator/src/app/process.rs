@@ -61,13 +61,14 @@ pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>>
 }
 
 /// Processes `t` with what the store holds for it: the engine's caches from the previous
-/// transaction, and the records the intake read from `t`'s payload (if the payload is still
-/// the one it read). Keeps what the engine learned.
+/// transaction, and the records the intake read from `t`'s payload (if nothing has updated
+/// the transaction since the intake stored it, so the payload is still the one it read).
+/// Keeps what the engine learned.
 fn process_with_memory(store: &Store, conn: &mut Connection, t: Transaction) -> Result<Processed> {
     let kept = store.take_kept::<Memory>();
     let read = store
         .take_handed::<intake::Read>(&t.sys_id)
-        .filter(|read| read.payload == t.payload)
+        .filter(|_| t.mod_count == 0)
         .map(|read| read.records);
     let (processed, memory) = process_claimed(conn, store.catalog(), t, kept, read)?;
     if let Some(memory) = memory {
@@ -153,7 +154,8 @@ pub fn fail_processing(store: &Store, why: &str) -> Result<()> {
 fn next_unfinished(conn: &Connection, catalog: &Catalog) -> Result<Option<Transaction>> {
     let transactions = table(catalog, TRANSACTION_TABLE)?;
     let unfinished = unfinished_query();
-    match store::find(conn, transactions, &unfinished, 1, 0)?.pop() {
+    let columns = Transaction::COLUMNS;
+    match store::find_columns(conn, transactions, &unfinished, &columns, 1)?.pop() {
         Some(t) => Ok(Some(Transaction::from_fields(&t)?)),
         None => Ok(None),
     }
@@ -253,10 +255,53 @@ fn text(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
+/// What the staging INSERT binds to one column, decided once per transaction rather than by
+/// the column's name on every row.
+#[derive(Debug, Clone, Copy)]
+enum StagingColumn {
+    SysId,
+    ClassName,
+    Now,
+    User,
+    ModCount,
+    ImportRow,
+    ImportState,
+    StateComment,
+    RowError,
+    TargetSysId,
+    TargetTable,
+    TransformMap,
+    Transaction,
+    /// A data column: the record's field at this position.
+    Data,
+}
+
+impl StagingColumn {
+    fn of(name: &str, it: &ImportType) -> Self {
+        match name {
+            "sys_id" => Self::SysId,
+            "sys_class_name" => Self::ClassName,
+            "sys_created_on" | "sys_updated_on" => Self::Now,
+            "sys_created_by" | "sys_updated_by" => Self::User,
+            "sys_mod_count" => Self::ModCount,
+            "sys_import_row" => Self::ImportRow,
+            "sys_import_state" => Self::ImportState,
+            "sys_import_state_comment" => Self::StateComment,
+            "sys_row_error" => Self::RowError,
+            "sys_target_sys_id" => Self::TargetSysId,
+            "sys_target_table" => Self::TargetTable,
+            "sys_transform_map" => Self::TransformMap,
+            name if name == it.transaction_column => Self::Transaction,
+            _ => Self::Data,
+        }
+    }
+}
+
 /// What one staging row is written with, besides its data columns.
 struct RowContext<'a> {
     staging: &'a Table,
-    it: &'a ImportType,
+    /// For each staging column, what it is written with.
+    columns: Vec<StagingColumn>,
     transaction: &'a str,
     user: &'a str,
     now: &'a str,
@@ -273,25 +318,23 @@ fn insert_staging_row(
     o: &RowOutcome<'_>,
 ) -> rusqlite::Result<()> {
     let sys_id = new_sys_id();
-    for (i, col) in ctx.staging.columns.iter().enumerate() {
+    for (i, column) in ctx.columns.iter().enumerate() {
         let at = i + 1;
-        match col.name.as_str() {
-            "sys_id" => stmt.raw_bind_parameter(at, sys_id.as_str()),
-            "sys_class_name" => stmt.raw_bind_parameter(at, ctx.staging.name.as_str()),
-            "sys_created_on" | "sys_updated_on" => stmt.raw_bind_parameter(at, ctx.now),
-            "sys_created_by" | "sys_updated_by" => stmt.raw_bind_parameter(at, ctx.user),
-            "sys_mod_count" => stmt.raw_bind_parameter(at, 0),
-            "sys_import_row" => stmt.raw_bind_parameter(at, ctx.index),
-            "sys_import_state" => stmt.raw_bind_parameter(at, o.state.as_str()),
-            "sys_import_state_comment" => stmt.raw_bind_parameter(at, text(&o.comment)),
-            "sys_row_error" => stmt.raw_bind_parameter(at, text(&o.error)),
-            "sys_target_sys_id" => stmt.raw_bind_parameter(at, text(&o.target_sys_id)),
-            "sys_target_table" => stmt.raw_bind_parameter(at, text(o.target_table)),
-            "sys_transform_map" => stmt.raw_bind_parameter(at, text(o.transform_map)),
-            name if name == ctx.it.transaction_column => {
-                stmt.raw_bind_parameter(at, ctx.transaction)
-            }
-            _ => stmt.raw_bind_parameter(at, row.at(i)),
+        match column {
+            StagingColumn::SysId => stmt.raw_bind_parameter(at, sys_id.as_str()),
+            StagingColumn::ClassName => stmt.raw_bind_parameter(at, ctx.staging.name.as_str()),
+            StagingColumn::Now => stmt.raw_bind_parameter(at, ctx.now),
+            StagingColumn::User => stmt.raw_bind_parameter(at, ctx.user),
+            StagingColumn::ModCount => stmt.raw_bind_parameter(at, 0),
+            StagingColumn::ImportRow => stmt.raw_bind_parameter(at, ctx.index),
+            StagingColumn::ImportState => stmt.raw_bind_parameter(at, o.state.as_str()),
+            StagingColumn::StateComment => stmt.raw_bind_parameter(at, text(&o.comment)),
+            StagingColumn::RowError => stmt.raw_bind_parameter(at, text(&o.error)),
+            StagingColumn::TargetSysId => stmt.raw_bind_parameter(at, text(&o.target_sys_id)),
+            StagingColumn::TargetTable => stmt.raw_bind_parameter(at, text(o.target_table)),
+            StagingColumn::TransformMap => stmt.raw_bind_parameter(at, text(o.transform_map)),
+            StagingColumn::Transaction => stmt.raw_bind_parameter(at, ctx.transaction),
+            StagingColumn::Data => stmt.raw_bind_parameter(at, row.at(i)),
         }?;
     }
     stmt.raw_execute()?;
@@ -365,7 +408,9 @@ fn stage_and_transform(
     let engine = Engine::new(catalog, &staging.name, context, kept)?;
     let mut ctx = RowContext {
         staging,
-        it,
+        columns: (staging.columns.iter())
+            .map(|c| StagingColumn::of(&c.name, it))
+            .collect(),
         transaction: &t.sys_id,
         user,
         now: &now,
@@ -397,9 +442,12 @@ fn stage_and_transform(
         Some(records) => (0..records.len())
             .try_for_each(|i| each(&mut records.record(i)))
             .map(|()| records.len()),
-        None => payload::parse(&t.payload, &it.root, &it.record, |fields| {
-            each(&mut fields.iter().map(|(e, text)| (e.as_str(), text.as_str())))
-        }),
+        None => payload::parse(
+            &payload_of(conn, catalog, t)?,
+            &it.root,
+            &it.record,
+            |fields| each(&mut fields.iter().map(|(e, text)| (e.as_str(), text.as_str()))),
+        ),
     };
     if let Some(e) = failure {
         return Err(e);
@@ -408,6 +456,12 @@ fn stage_and_transform(
     let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
     let summary = summary(rows, &counts, engine.has_maps(), staging, columns.unknown);
     Ok((summary, engine.into_memory()))
+}
+
+/// A transaction's payload, read when the intake's reading of it is not at hand.
+fn payload_of(conn: &Connection, catalog: &Catalog, t: &Transaction) -> Result<String> {
+    let transactions = table(catalog, TRANSACTION_TABLE)?;
+    Ok(store::get_field(conn, transactions, &t.sys_id, "payload")?.unwrap_or_default())
 }
 
 /// The transaction's message: what happened to its rows.

@@ -98,10 +98,21 @@ pub struct Transaction {
     pub import_run: String,
     pub import_type: String,
     pub state: State,
-    pub payload: String,
+    /// Updates since the intake stored it: 0 while its payload is the one the intake read.
+    pub mod_count: i64,
 }
 
 impl Transaction {
+    /// The columns [`Transaction::from_fields`] reads (not the payload, read only when needed).
+    pub const COLUMNS: [&str; 6] = [
+        "sys_id",
+        "number",
+        "import_run",
+        "import_type",
+        "state",
+        "sys_mod_count",
+    ];
+
     pub fn from_fields(f: &Fields) -> Result<Self, StoreError> {
         Ok(Self {
             sys_id: text(f, "sys_id"),
@@ -109,7 +120,7 @@ impl Transaction {
             import_run: text(f, "import_run"),
             import_type: text(f, "import_type"),
             state: state(f, "Import transaction")?,
-            payload: text(f, "payload"),
+            mod_count: int(f, "sys_mod_count").unwrap_or(0),
         })
     }
 }

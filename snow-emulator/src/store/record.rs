@@ -328,6 +328,39 @@ pub fn find_walk(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The first `limit` records matching an encoded query, with only the named columns (those
+/// the table has): for callers that need a few small values of records with a large one.
+pub fn find_columns(
+    conn: &Connection,
+    table: &Table,
+    query: &EncodedQuery,
+    columns: &[&str],
+    limit: i64,
+) -> Result<Vec<Fields>, StoreError> {
+    let cols: Vec<&Column> = columns.iter().filter_map(|c| table.column(c)).collect();
+    let (cond, params, order) = where_clause(table, query, None);
+    let list: Vec<String> = cols
+        .iter()
+        .map(|c| column_sql(&table.physical, c))
+        .collect();
+    // The limit is written into the SQL, as in `find_walk`.
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {cond} ORDER BY {order} LIMIT {limit}",
+        list.join(", "),
+        quote(&table.physical)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| {
+        let mut fields = Fields::new();
+        for (i, col) in cols.iter().enumerate() {
+            let v: Value = r.get(i)?;
+            fields.insert(col.name.clone(), from_sql(col.kind, &v));
+        }
+        Ok(fields)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// Number of records matching an encoded query (dot-walks resolved when given a catalog).
 pub fn count(
     conn: &Connection,
