@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::{ChangeOptions, DEFAULT_ENDPOINT, Settings};
 use crate::error::ExportError;
 use crate::log::Log;
-use crate::payload::{Segment, stream_segments};
+use crate::payload::{Segment, stream_segments, stream_segments_ahead};
 use crate::source::{DataType, Database};
 use crate::transport::{Failure, Instance, RetryPolicy, TableAnswer, Transaction};
 
@@ -245,7 +245,7 @@ fn steps(
 
     // 1. Licence check (reads the operations database, so opening it is reported here).
     log.info("starting licence check");
-    let db = Database::open(&settings.source)?;
+    let mut db = Database::open(&settings.source)?;
     db.check_licence(run_started.date())?;
     log.info("licence check passed");
 
@@ -303,7 +303,7 @@ fn steps(
         let started = clock.elapsed();
         let retries_before = instance.retries();
         let result = export_data_type(
-            &db,
+            &mut db,
             &mut instance,
             settings,
             log,
@@ -506,7 +506,7 @@ fn dry_run(
 /// Step 5 for one data type: one Import Run, its segments, then polling until complete.
 /// Fills `report` as it goes, so a failure still reports how far it got.
 fn export_data_type(
-    db: &Database,
+    db: &mut Database,
     instance: &mut Instance,
     settings: &Settings,
     log: &mut Log,
@@ -529,11 +529,10 @@ fn export_data_type(
     let since = clock.elapsed();
     let bar = progress_bar(db, log, dt, baseline, compare);
     log.set_bar(bar.clone());
-    let streamed = stream_segments(
+    let streamed = stream_segments_ahead(
         db,
         dt,
-        baseline.since(),
-        compare,
+        (baseline.since(), compare),
         settings.tuning.segment_size,
         |segment: Segment, last: bool| {
             report.segments += 1;
