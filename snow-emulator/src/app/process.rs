@@ -645,6 +645,32 @@ mod tests {
     }
 
     #[test]
+    fn the_claim_reads_a_transaction_without_its_payload_and_sees_any_update_of_it() {
+        let (store, t) = store_with_new_transaction();
+        let catalog = store.catalog();
+        let found = next_unfinished(&store.lock(), catalog).expect("read");
+        let found = found.expect("the new transaction");
+        assert_eq!(
+            (found.sys_id.as_str(), found.state),
+            (t.as_str(), State::New)
+        );
+        assert_eq!(found.mod_count, 0, "as the intake stored it");
+        let transactions = table(catalog, TRANSACTION_TABLE).expect("transactions");
+        let query = unfinished_query();
+        let columns = ["number", "payload", "no_such_column"];
+        let rows = store::find_columns(&store.lock(), transactions, &query, &columns, 5);
+        let names: Vec<Vec<String>> = (rows.expect("find").iter())
+            .map(|f| f.keys().cloned().collect())
+            .collect();
+        assert_eq!(names, [["number", "payload"]], "only the columns asked for");
+
+        let edit = fields([("payload", "<Inventories></Inventories>".into())]);
+        store::update(&store.lock(), transactions, &t, &edit, "admin").expect("edit");
+        let found = next_unfinished(&store.lock(), catalog).expect("read");
+        assert_eq!(found.expect("still unfinished").mod_count, 1);
+    }
+
+    #[test]
     fn a_panicked_attempt_fails_its_transaction_whether_or_not_its_claim_was_kept() {
         // Claim and processing are one SQLite transaction, so a panic rolls the claim back
         // too: the transaction is still New, and must not be retried forever.
