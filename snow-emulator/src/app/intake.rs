@@ -75,20 +75,12 @@ fn short_string<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty() && s.chars().count() <= 64)
 }
 
-/// Handles one request body. `data_is_utf8` is false when the body held invalid UTF-8 that
-/// had to be replaced to read the JSON at all (the segment is then refused with code 12).
 /// What a data segment's XML holds, read before the store is locked: its records, or why
 /// the data is refused (code 12). Reading the XML is the intake's largest cost; done outside
 /// the lock it overlaps the worker's processing of the previous segment, and what was read
-/// is handed to the worker with the stored transaction ([`Read`]).
+/// is handed to the worker with the stored transaction.
 #[derive(Debug)]
-pub struct DataCheck(Option<Result<Read, String>>);
-
-/// A segment's records as read by the intake.
-#[derive(Debug)]
-pub struct Read {
-    pub records: Records,
-}
+pub struct DataCheck(Option<Result<Records, String>>);
 
 impl DataCheck {
     /// Reads the body's `data` when it is a data segment of a known import type.
@@ -96,27 +88,30 @@ impl DataCheck {
         let ttype = body.get("transactionType").and_then(Value::as_str);
         let it = ttype.and_then(|t| catalog.import_type(t));
         let data = body.get("data").and_then(Value::as_str);
-        Self(it.zip(data).map(|(it, data)| {
-            Records::read(data, &it.root, &it.record).map(|records| Read { records })
-        }))
+        Self(
+            it.zip(data)
+                .map(|(it, data)| Records::read(data, &it.root, &it.record)),
+        )
     }
 
     /// The number of records in `data`: as read before, or read now.
     fn count(&self, it: &ImportType, data: &str) -> Result<usize, String> {
         match &self.0 {
-            Some(read) => read.as_ref().map(|r| r.records.len()).map_err(Clone::clone),
+            Some(read) => read.as_ref().map(Records::len).map_err(Clone::clone),
             None => payload::parse(data, &it.root, &it.record, |_| Ok(())),
         }
     }
 
     /// What was read, when the data was readable.
-    pub fn into_read(self) -> Option<Read> {
+    pub fn into_read(self) -> Option<Records> {
         self.0.and_then(Result::ok)
     }
 }
 
 /// Answers one request to the integration endpoint. `checked`: the segment's data read
-/// before the lock ([`DataCheck::of`] of the same body).
+/// before the lock ([`DataCheck::of`] of the same body). `data_is_utf8` is false when the
+/// body held invalid UTF-8 that had to be replaced to read the JSON at all (the segment is
+/// then refused with code 12).
 pub fn handle(
     conn: &mut Connection,
     catalog: &Catalog,

@@ -11,7 +11,6 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::{Context, Result, anyhow};
 use rusqlite::Connection;
 
-use super::intake;
 use super::payload::{self, Records};
 use super::views::{Run, State, Transaction, unfinished_query};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, run_as_user, table};
@@ -46,18 +45,12 @@ pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>>
         return Ok(None);
     };
     let fault = faults.on_transaction(&t.number, transaction_type(catalog, &t));
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    let result = match fault {
-        None => process_with_memory(store, &mut conn, t).map(Some),
-        Some(fault) => {
-            let claimed = claim(&mut conn, catalog, t);
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            drop(conn);
-            return process_faulted(store, claimed?, fault);
-        }
+    let Some(fault) = fault else {
+        return store::unsynced(&mut conn, |conn| process_with_memory(store, conn, t))?.map(Some);
     };
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    result
+    let claimed = store::unsynced(&mut conn, |conn| claim(conn, catalog, t))?;
+    drop(conn);
+    process_faulted(store, claimed?, fault)
 }
 
 /// Processes `t` with what the store holds for it: the engine's caches from the previous
@@ -67,9 +60,8 @@ pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>>
 fn process_with_memory(store: &Store, conn: &mut Connection, t: Transaction) -> Result<Processed> {
     let kept = store.take_kept::<Memory>();
     let read = store
-        .take_handed::<intake::Read>(&t.sys_id)
-        .filter(|_| t.mod_count == 0)
-        .map(|read| read.records);
+        .take_handed::<Records>(&t.sys_id)
+        .filter(|_| t.mod_count == 0);
     let (processed, memory) = process_claimed(conn, store.catalog(), t, kept, read)?;
     if let Some(memory) = memory {
         store.keep(memory);
@@ -97,14 +89,13 @@ fn process_faulted(store: &Store, t: Transaction, fault: WorkerFault) -> Result<
         }
         WorkerFault::Fail => true,
     };
-    let mut conn = store.lock();
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    let result = if failed {
-        fail_injected(&mut conn, store.catalog(), t)
-    } else {
-        process_with_memory(store, &mut conn, t)
-    };
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let result = store::unsynced(&mut store.lock(), |conn| {
+        if failed {
+            fail_injected(conn, store.catalog(), t)
+        } else {
+            process_with_memory(store, conn, t)
+        }
+    })?;
     result.map(Some)
 }
 

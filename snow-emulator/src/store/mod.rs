@@ -251,8 +251,9 @@ impl Store {
 }
 
 /// Runs `f`, whose commits skip their fsync (`synchronous=NORMAL`: still safe from a killed
-/// process); the caller makes them durable with [`Store::sync_log`] after releasing the lock,
-/// so the fsync no longer holds up the worker, before it acknowledges them.
+/// process), then restores `FULL`. A caller that acknowledges them makes them durable with
+/// [`Store::sync_log`] after releasing the lock, so the fsync does not hold up the worker; the
+/// worker's own commits acknowledge nothing and are synced by the next commit that does.
 pub fn unsynced<R>(
     conn: &mut Connection,
     f: impl FnOnce(&mut Connection) -> R,

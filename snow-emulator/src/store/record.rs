@@ -87,8 +87,16 @@ fn in_row(table: &Table) -> impl Iterator<Item = &Column> {
 }
 
 fn row_to_fields(table: &Table, row: &rusqlite::Row<'_>) -> rusqlite::Result<Fields> {
+    columns_to_fields(&table.columns, row)
+}
+
+/// A row's values of `columns`, selected in that order, as the API shows them.
+fn columns_to_fields<'c>(
+    columns: impl IntoIterator<Item = &'c Column>,
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Fields> {
     let mut fields = Fields::new();
-    for (i, col) in table.columns.iter().enumerate() {
+    for (i, col) in columns.into_iter().enumerate() {
         let v: Value = row.get(i)?;
         fields.insert(col.name.clone(), from_sql(col.kind, &v));
     }
@@ -351,12 +359,7 @@ pub fn find_columns(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(params), |r| {
-        let mut fields = Fields::new();
-        for (i, col) in cols.iter().enumerate() {
-            let v: Value = r.get(i)?;
-            fields.insert(col.name.clone(), from_sql(col.kind, &v));
-        }
-        Ok(fields)
+        columns_to_fields(cols.iter().copied(), r)
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

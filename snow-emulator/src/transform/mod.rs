@@ -72,12 +72,8 @@ struct PreparedMap<'c> {
     target: &'c Table,
     /// Distinct target columns the map writes.
     cols: Vec<&'c Column>,
-    /// For each field map, its position in `cols`.
-    field_pos: Vec<usize>,
-    /// For each field map, the position of its source column in the source table.
-    source_pos: Vec<Option<usize>>,
-    /// For each field map, the table its reference converter names, if it names a known one.
-    referenced: Vec<Option<&'c Table>>,
+    /// The map's field maps, in order.
+    fields: Vec<PreparedField<'c>>,
     select_sql: String,
     /// Whether any record has the first coalesce field's value (several coalesce fields only).
     prefix_sql: Option<String>,
@@ -105,7 +101,7 @@ impl<'c> PreparedMap<'c> {
         ctx: &EngineContext,
     ) -> Result<Self, StoreError> {
         let mut cols: Vec<&Column> = Vec::new();
-        let mut field_pos = Vec::new();
+        let mut fields = Vec::new();
         for f in &map.fields {
             let col = target.column(&f.target).ok_or_else(|| {
                 StoreError::Invalid(format!("unknown target column {}", f.target))
@@ -117,7 +113,16 @@ impl<'c> PreparedMap<'c> {
                     cols.len() - 1
                 }
             };
-            field_pos.push(pos);
+            fields.push(PreparedField {
+                map: f,
+                col: pos,
+                source_pos: (f.source.as_deref().zip(source))
+                    .and_then(|(c, source)| source.column_position(c)),
+                referenced: match &f.converter {
+                    Converter::Reference { table, .. } => catalog.table(table),
+                    _ => None,
+                },
+            });
         }
         let (filter, class_params) = class_filter(target);
         let sql = Statements::new(map, target, &cols, &filter);
@@ -136,22 +141,8 @@ impl<'c> PreparedMap<'c> {
                     .unwrap_or(Value::Null)
             })
             .collect();
-        let source_pos = map
-            .fields
-            .iter()
-            .map(|f| f.source.as_deref().zip(source))
-            .map(|f| f.and_then(|(c, source)| source.column_position(c)))
-            .collect();
-        let referenced = (map.fields.iter())
-            .map(|f| match &f.converter {
-                Converter::Reference { table, .. } => catalog.table(table),
-                _ => None,
-            })
-            .collect();
         Ok(PreparedMap {
             index,
-            source_pos,
-            referenced,
             insert_cols,
             defaults,
             allow_insert: ctx.allows(map.insert_property.as_deref()),
@@ -164,7 +155,7 @@ impl<'c> PreparedMap<'c> {
             map,
             target,
             cols,
-            field_pos,
+            fields,
             select_sql: sql.select,
             prefix_sql: sql.prefix,
             insert_sql: sql.insert,
@@ -172,6 +163,17 @@ impl<'c> PreparedMap<'c> {
             class_params,
         })
     }
+}
+
+/// One field map, compiled against its map's source and target tables.
+struct PreparedField<'c> {
+    map: &'c FieldMap,
+    /// Its target column's position in the map's `cols`.
+    col: usize,
+    /// The position of its source column in the source table.
+    source_pos: Option<usize>,
+    /// The table its reference converter names, if it names a known one.
+    referenced: Option<&'c Table>,
 }
 
 /// What a map's INSERT binds to one target column, decided once per map rather than by the
@@ -329,7 +331,7 @@ impl<'c> Engine<'c> {
             .unwrap_or_else(|| (HashMap::new(), found::FoundCache::new(&physical)));
         Ok(Self {
             found,
-            read_tables: read_tables(catalog, &maps),
+            read_tables: read_tables(&maps),
             maps,
             ctx,
             references: RefCell::new(references),
@@ -402,10 +404,10 @@ impl<'c> Engine<'c> {
         &self,
         conn: &Connection,
         pm: &PreparedMap<'_>,
-        (f, source_pos, referenced): (&FieldMap, Option<usize>, Option<&Table>),
-        col: &Column,
+        field: &PreparedField<'_>,
         row: &dyn SourceRow,
     ) -> Result<Result<Option<Value>, String>, StoreError> {
+        let (f, col) = (field.map, pm.cols[field.col]);
         let Some(source) = &f.source else {
             let value = f
                 .rules
@@ -420,7 +422,7 @@ impl<'c> Engine<'c> {
             });
         };
         let raw = row
-            .get_at(source, source_pos)
+            .get_at(source, field.source_pos)
             .map(str::trim)
             .filter(|s| !s.is_empty());
         let Some(raw) = raw else {
@@ -441,8 +443,8 @@ impl<'c> Engine<'c> {
             Converter::BooleanEquals(expected) => Ok(Some(Value::Integer(i64::from(
                 raw.eq_ignore_ascii_case(expected),
             )))),
-            Converter::Reference { field, .. } => {
-                self.reference(conn, col, referenced, field, raw, f.choice_action)?
+            Converter::Reference { field: name, .. } => {
+                self.reference(conn, col, field.referenced, name, raw, f.choice_action)?
             }
         })
     }
@@ -517,11 +519,9 @@ impl<'c> Engine<'c> {
         row: &dyn SourceRow,
     ) -> Result<Result<Applied, String>, StoreError> {
         let mut values: Vec<Option<Value>> = vec![None; pm.cols.len()];
-        let fields = pm.map.fields.iter().zip(&pm.source_pos).zip(&pm.referenced);
-        for (((f, &source_pos), &referenced), &pos) in fields.zip(&pm.field_pos) {
-            let field = (f, source_pos, referenced);
-            match self.field_value(conn, pm, field, pm.cols[pos], row)? {
-                Ok(Some(v)) => values[pos] = Some(v),
+        for field in &pm.fields {
+            match self.field_value(conn, pm, field, row)? {
+                Ok(Some(v)) => values[field.col] = Some(v),
                 Ok(None) => {}
                 Err(why) => return Ok(Err(why)),
             }
@@ -588,7 +588,8 @@ impl<'c> Engine<'c> {
         let mut key = String::new();
         let mut prefix_len = None;
         let mut params = Vec::new();
-        for (f, &pos) in pm.map.fields.iter().zip(&pm.field_pos) {
+        for field in &pm.fields {
+            let (f, pos) = (field.map, field.col);
             if f.coalesce {
                 match &values[pos] {
                     Some(v) if *v != Value::Null => {
@@ -753,13 +754,10 @@ impl<'c> Engine<'c> {
 }
 
 /// The physical tables an engine's caches read: its maps' targets and referenced tables.
-fn read_tables(catalog: &Catalog, maps: &[PreparedMap<'_>]) -> Vec<String> {
+fn read_tables(maps: &[PreparedMap<'_>]) -> Vec<String> {
     let mut tables: Vec<String> = Vec::new();
     for pm in maps {
-        let referenced = pm.map.fields.iter().filter_map(|f| match &f.converter {
-            Converter::Reference { table, .. } => catalog.table(table),
-            _ => None,
-        });
+        let referenced = pm.fields.iter().filter_map(|f| f.referenced);
         for t in std::iter::once(pm.target).chain(referenced) {
             if !tables.contains(&t.physical) {
                 tables.push(t.physical.clone());
