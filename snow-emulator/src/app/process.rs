@@ -396,7 +396,7 @@ fn stage_and_transform(
     let mut insert = conn.prepare_cached(&staging_insert_sql(staging))?;
     let now = crate::clock::now_string();
     let context = super::routing::engine_context(conn, catalog, user, now.clone())?;
-    let engine = Engine::new(catalog, &staging.name, context, kept)?;
+    let engine = Engine::new(conn, catalog, &staging.name, context, kept)?;
     let mut ctx = RowContext {
         staging,
         columns: (staging.columns.iter())
@@ -414,7 +414,7 @@ fn stage_and_transform(
     let mut each = |record: &mut dyn Iterator<Item = (&str, &str)>| {
         columns.fill(&mut row, record);
         let result = engine
-            .transform_row(conn, &row)
+            .transform_row(&row)
             .map_err(anyhow::Error::from)
             .and_then(|o| {
                 insert_staging_row(&mut insert, &ctx, &row, &o)

@@ -25,16 +25,16 @@ use crate::store::{self, Fields};
 use crate::transform::{Engine, RowOutcome};
 
 /// The one place this API builds the app's transform engine.
-fn transform_engine<'c>(
-    conn: &Connection,
+fn transform_engine<'c, 'conn>(
+    conn: &'conn Connection,
     catalog: &'c Catalog,
     staging: &Table,
     user: &str,
-) -> Result<Engine<'c>, ApiError> {
+) -> Result<Engine<'c, 'conn>, ApiError> {
     // The same context the app's worker builds: properties, plugins, run-as user, one time.
     let context =
         crate::app::routing::engine_context(conn, catalog, user, crate::clock::now_string())?;
-    Ok(Engine::new(catalog, &staging.name, context, None)?)
+    Ok(Engine::new(conn, catalog, &staging.name, context, None)?)
 }
 
 fn staging_table<'c>(
@@ -182,7 +182,8 @@ pub async fn insert(
             let tx = conn.transaction().map_err(store::StoreError::from)?;
             let set = import_set(&tx, catalog, &staging.name)?;
             let engine = transform_engine(&tx, catalog, staging, &user.user_name)?;
-            let outcome = engine.transform_row(&tx, &row)?;
+            let outcome = engine.transform_row(&row)?;
+            drop(engine);
             stage(&tx, staging, &row, &outcome, 0, &user.user_name)?;
             let element = result_element(&tx, catalog, &base, &outcome)?;
             tx.commit().map_err(store::StoreError::from)?;
@@ -231,9 +232,10 @@ pub async fn insert_multiple(
             let set_id = store::insert(&tx, sets, &values, &user.user_name)?;
             let engine = transform_engine(&tx, catalog, staging, &user.user_name)?;
             for (i, row) in rows.iter().enumerate() {
-                let outcome = engine.transform_row(&tx, row)?;
+                let outcome = engine.transform_row(row)?;
                 stage(&tx, staging, row, &outcome, i, &user.user_name)?;
             }
+            drop(engine);
             tx.commit().map_err(store::StoreError::from)?;
             Ok(json!({"import_set_id": set_id, "multi_import_set_id": multi_id}))
         })

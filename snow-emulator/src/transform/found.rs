@@ -14,7 +14,8 @@
 //! row with the same key still finds the record the first one made.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+// foldhash, not std's SipHash: the keys are the engine's own, hashed several times a row.
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::types::Value;

@@ -1,8 +1,10 @@
 //! Identification rules (a map's `identification`): an ordered matrix of cases, each a set of
 //! keys, compiled once per Import Transaction into one prepared query per case.
 
+use rusqlite::params_from_iter;
 use rusqlite::types::Value;
-use rusqlite::{Connection, params_from_iter};
+
+use super::held::{Held, Slots, Sql};
 
 use crate::catalog::{Identification, MatchKey, MatchOutcome, Table};
 use crate::store::{StoreError, class_filter_unindexed as class_filter, quote};
@@ -18,7 +20,7 @@ pub enum Decision {
 pub struct PreparedIdent<'c> {
     ident: &'c Identification,
     /// Per rule, a query returning at most two matching sys_ids.
-    sql: Vec<String>,
+    sql: Vec<Sql>,
     class_params: Vec<Value>,
 }
 
@@ -47,7 +49,7 @@ fn key_sql(key: &MatchKey) -> String {
 }
 
 impl<'c> PreparedIdent<'c> {
-    pub fn new(ident: &'c Identification, target: &Table) -> Self {
+    pub fn new(ident: &'c Identification, target: &Table, slots: &mut Slots) -> Self {
         let (filter, class_params) = class_filter(target);
         let sql = ident
             .rules
@@ -55,11 +57,11 @@ impl<'c> PreparedIdent<'c> {
             .map(|rule| {
                 let mut keys: Vec<String> = rule.keys.iter().map(key_sql).collect();
                 keys.push("1=1".to_owned());
-                format!(
+                slots.sql(format!(
                     "SELECT sys_id FROM {} WHERE {} AND {filter} LIMIT 2",
                     quote(&target.physical),
                     keys.join(" AND ")
-                )
+                ))
             })
             .collect();
         Self {
@@ -72,7 +74,7 @@ impl<'c> PreparedIdent<'c> {
     /// Runs the cases in order until one decides.
     pub fn decide(
         &self,
-        conn: &Connection,
+        held: &Held<'_>,
         row: &dyn super::SourceRow,
     ) -> Result<Decision, StoreError> {
         let value = |c: &str| row.get(c).map(str::trim).filter(|v| !v.is_empty());
@@ -98,7 +100,7 @@ impl<'c> PreparedIdent<'c> {
             let ids: Vec<String> = if rule.keys.is_empty() {
                 Vec::new()
             } else {
-                conn.prepare_cached(sql)?
+                held.get(sql)?
                     .query_map(params_from_iter(params), |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?
             };

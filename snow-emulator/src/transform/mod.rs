@@ -15,6 +15,7 @@
 
 mod context;
 mod found;
+mod held;
 mod identify;
 mod memory;
 mod row;
@@ -24,7 +25,6 @@ pub use memory::Memory;
 pub use row::{PositionalRow, SourceRow};
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::types::Value;
@@ -74,14 +74,14 @@ struct PreparedMap<'c> {
     cols: Vec<&'c Column>,
     /// The map's field maps, in order.
     fields: Vec<PreparedField<'c>>,
-    select_sql: String,
+    select_sql: held::Sql,
     /// Whether any record has the first coalesce field's value (several coalesce fields only).
-    prefix_sql: Option<String>,
+    prefix_sql: Option<held::Sql>,
     /// The current values of one record, by sys_id (after identification).
-    by_id_sql: String,
+    by_id_sql: held::Sql,
     ident: Option<identify::PreparedIdent<'c>>,
-    insert_sql: String,
-    update_sql: String,
+    insert_sql: held::Sql,
+    update_sql: held::Sql,
     class_params: Vec<Value>,
     /// For each target table column, what an insert binds to it.
     insert_cols: Vec<InsertColumn>,
@@ -99,6 +99,7 @@ impl<'c> PreparedMap<'c> {
         map: &'c TransformMap,
         (source, target): (Option<&'c Table>, &'c Table),
         ctx: &EngineContext,
+        slots: &mut held::Slots,
     ) -> Result<Self, StoreError> {
         let mut cols: Vec<&Column> = Vec::new();
         let mut fields = Vec::new();
@@ -122,6 +123,7 @@ impl<'c> PreparedMap<'c> {
                     Converter::Reference { table, .. } => catalog.table(table),
                     _ => None,
                 },
+                reference_slot: 0,
             });
         }
         let (filter, class_params) = class_filter(target);
@@ -150,16 +152,16 @@ impl<'c> PreparedMap<'c> {
             ident: map
                 .identification
                 .as_ref()
-                .map(|i| identify::PreparedIdent::new(i, target)),
-            by_id_sql: sql.by_id,
+                .map(|i| identify::PreparedIdent::new(i, target, slots)),
+            by_id_sql: slots.sql(sql.by_id),
             map,
             target,
             cols,
             fields,
-            select_sql: sql.select,
-            prefix_sql: sql.prefix,
-            insert_sql: sql.insert,
-            update_sql: sql.update,
+            select_sql: slots.sql(sql.select),
+            prefix_sql: sql.prefix.map(|p| slots.sql(p)),
+            insert_sql: slots.sql(sql.insert),
+            update_sql: slots.sql(sql.update),
             class_params,
         })
     }
@@ -174,6 +176,9 @@ struct PreparedField<'c> {
     source_pos: Option<usize>,
     /// The table its reference converter names, if it names a known one.
     referenced: Option<&'c Table>,
+    /// For a reference: which of the engine's resolved-reference maps it uses (one per
+    /// referenced table and field, numbered by [`number_references`]).
+    reference_slot: usize,
 }
 
 /// What a map's INSERT binds to one target column, decided once per map rather than by the
@@ -281,14 +286,14 @@ impl Statements {
     }
 }
 
-pub struct Engine<'c> {
+pub struct Engine<'c, 'conn> {
     maps: Vec<PreparedMap<'c>>,
+    /// The maps' statements, on the connection the engine works on.
+    held: held::Held<'conn>,
     ctx: EngineContext,
-    /// Resolved references (table, field, value folded like SQLite's NOCASE) → sys_id. Only
-    /// hits are kept: records are not deleted while a transaction is processed, so a hit
-    /// stays true, while a miss may not (a map may insert the record).
+    /// Resolved references, per referenced table and field (see [`memory::References`]).
     references: RefCell<memory::References>,
-    /// The key of the reference being resolved ([`memory::reference_key`]), reused.
+    /// The folded value of the reference being resolved ([`memory::fold`]), reused.
     reference_key: RefCell<String>,
     /// Records found by coalesce keys in this transaction (see [`found`]).
     found: found::FoundCache,
@@ -296,15 +301,13 @@ pub struct Engine<'c> {
     read_tables: Vec<String>,
 }
 
-/// Bound on the reference cache (distinct model numbers, publishers… per transaction).
-const REFERENCE_CACHE: usize = 50_000;
-
-impl<'c> Engine<'c> {
+impl<'c, 'conn> Engine<'c, 'conn> {
     /// Prepares the active maps whose source is `source_table` and whose context conditions
-    /// hold for `ctx`.
+    /// hold for `ctx`, to work on `conn` (the caller's SQLite transaction).
     /// `kept`: what the previous engine handed back ([`Engine::into_memory`]); its caches
     /// are taken over if still true.
     pub fn new(
+        conn: &'conn Connection,
         catalog: &'c Catalog,
         source_table: &str,
         ctx: EngineContext,
@@ -317,21 +320,30 @@ impl<'c> Engine<'c> {
                 .all(|c| c.holds(ctx.variables.get(&c.field).map(String::as_str)))
         };
         let source = catalog.table(source_table);
+        let mut slots = held::Slots::default();
         for map in catalog.maps_for(source_table).filter(in_context) {
             let target = catalog.table(&map.target_table).ok_or_else(|| {
                 StoreError::Invalid(format!("unknown target table {}", map.target_table))
             })?;
             let at = (maps.len(), catalog);
-            maps.push(PreparedMap::new(at, map, (source, target), &ctx)?);
+            maps.push(PreparedMap::new(
+                at,
+                map,
+                (source, target),
+                &ctx,
+                &mut slots,
+            )?);
         }
+        number_references(&mut maps);
         let physical: Vec<&str> = maps.iter().map(|m| m.target.physical.as_str()).collect();
         let names: Vec<String> = maps.iter().map(|m| m.map.name.clone()).collect();
         let (references, found) = kept
             .and_then(|m| m.still_true_for(&names))
-            .unwrap_or_else(|| (HashMap::new(), found::FoundCache::new(&physical)));
+            .unwrap_or_else(|| (Default::default(), found::FoundCache::new(&physical)));
         Ok(Self {
             found,
             read_tables: read_tables(&maps),
+            held: held::Held::new(conn, &slots),
             maps,
             ctx,
             references: RefCell::new(references),
@@ -355,11 +367,7 @@ impl<'c> Engine<'c> {
     }
 
     /// Transforms one staging row.
-    pub fn transform_row(
-        &self,
-        conn: &Connection,
-        row: &dyn SourceRow,
-    ) -> Result<RowOutcome<'c>, StoreError> {
+    pub fn transform_row(&self, row: &dyn SourceRow) -> Result<RowOutcome<'c>, StoreError> {
         let mut outcome = RowOutcome::default();
         let mut comment = String::new();
         for pm in &self.maps {
@@ -367,7 +375,7 @@ impl<'c> Engine<'c> {
             if !pm.map.condition.iter().all(holds) {
                 continue;
             }
-            let (state, sys_id, note) = match self.apply(conn, pm, row)? {
+            let (state, sys_id, note) = match self.apply(pm, row)? {
                 Ok(r) => r,
                 Err(why) => {
                     add_note(&mut comment, format_args!("{}: error: {why}", pm.map.name));
@@ -402,7 +410,6 @@ impl<'c> Engine<'c> {
     /// Converts one field map's source value. `Ok(None)`: leave the target as it is.
     fn field_value(
         &self,
-        conn: &Connection,
         pm: &PreparedMap<'_>,
         field: &PreparedField<'_>,
         row: &dyn SourceRow,
@@ -444,7 +451,7 @@ impl<'c> Engine<'c> {
                 raw.eq_ignore_ascii_case(expected),
             )))),
             Converter::Reference { field: name, .. } => {
-                self.reference(conn, col, field.referenced, name, raw, f.choice_action)?
+                self.reference(col, field, name, raw, f.choice_action)?
             }
         })
     }
@@ -453,24 +460,22 @@ impl<'c> Engine<'c> {
     /// field name"); with choice_action create, a missing record is inserted.
     fn reference(
         &self,
-        conn: &Connection,
         col: &Column,
-        table: Option<&Table>,
+        prepared: &PreparedField<'_>,
         field: &str,
         raw: &str,
         action: ChoiceAction,
     ) -> Result<Result<Option<Value>, String>, StoreError> {
-        let Some(table) = table else {
+        let (Some(table), slot) = (prepared.referenced, prepared.reference_slot) else {
             return Ok(Err(format!("{} is not a reference column", col.name)));
         };
-        let key = {
+        {
             let mut key = self.reference_key.borrow_mut();
-            memory::reference_key(&mut key, &table.name, field, raw);
-            if let Some(id) = self.references.borrow().get(key.as_str()) {
+            memory::fold(&mut key, raw);
+            if let Some(id) = self.references.borrow().get(slot, &key) {
                 return Ok(Ok(Some(Value::Text(id.clone()))));
             }
-            key.clone()
-        };
+        }
         let (filter, mut params) = class_filter(table);
         params.insert(0, Value::Text(raw.to_owned()));
         let sql = format!(
@@ -478,16 +483,13 @@ impl<'c> Engine<'c> {
             quote(&table.physical),
             quote(field)
         );
-        let found: Option<String> = conn
+        let found: Option<String> = (self.held.conn())
             .prepare_cached(&sql)?
             .query_row(params_from_iter(params), |r| r.get(0))
             .optional()?;
         let remember = |id: &str| {
-            let mut cache = self.references.borrow_mut();
-            if cache.len() >= REFERENCE_CACHE {
-                cache.clear();
-            }
-            cache.insert(key, id.to_owned());
+            let key = self.reference_key.borrow();
+            self.references.borrow_mut().put(slot, &key, id.to_owned());
         };
         Ok(match (found, action) {
             (Some(id), _) => {
@@ -502,7 +504,7 @@ impl<'c> Engine<'c> {
             (None, ChoiceAction::Create) => {
                 let values = [(field.to_owned(), raw.to_owned())].into_iter().collect();
                 Ok(Some(Value::Text(store::insert(
-                    conn,
+                    self.held.conn(),
                     table,
                     &values,
                     &self.ctx.user,
@@ -514,25 +516,24 @@ impl<'c> Engine<'c> {
     /// Runs one map on one row: `Ok(Ok((state, target sys_id, note)))`, or the row's error.
     fn apply(
         &self,
-        conn: &Connection,
         pm: &PreparedMap<'_>,
         row: &dyn SourceRow,
     ) -> Result<Result<Applied, String>, StoreError> {
         let mut values: Vec<Option<Value>> = vec![None; pm.cols.len()];
         for field in &pm.fields {
-            match self.field_value(conn, pm, field, row)? {
+            match self.field_value(pm, field, row)? {
                 Ok(Some(v)) => values[field.col] = Some(v),
                 Ok(None) => {}
                 Err(why) => return Ok(Err(why)),
             }
         }
-        let (existing, note) = match self.find_target(conn, pm, row, &values)? {
+        let (existing, note) = match self.find_target(pm, row, &values)? {
             Found::Record(record, note) => (Ok(record), note),
             Found::Nothing(note, key) => (Err(key), note),
             Found::Skip(note) => return Ok(Ok((RowState::Skipped, String::new(), Some(note)))),
         };
         Ok(Ok(match existing {
-            Ok(record) => self.update(conn, pm, record, values, note)?,
+            Ok(record) => self.update(pm, record, values, note)?,
             Err(_) if !pm.map.create => (
                 RowState::Skipped,
                 String::new(),
@@ -546,26 +547,21 @@ impl<'c> Engine<'c> {
                 String::new(),
                 Some(join_note(note, "inserts disabled by property")),
             ),
-            Err(key) => (
-                RowState::Inserted,
-                self.insert(conn, pm, values, key)?,
-                note,
-            ),
+            Err(key) => (RowState::Inserted, self.insert(pm, values, key)?, note),
         }))
     }
 
     /// Finds the record a row maps to: by identification rules, else by coalesce fields.
     fn find_target(
         &self,
-        conn: &Connection,
         pm: &PreparedMap<'_>,
         row: &dyn SourceRow,
         values: &[Option<Value>],
     ) -> Result<Found, StoreError> {
         if let Some(ident) = &pm.ident {
-            return Ok(match ident.decide(conn, row)? {
+            return Ok(match ident.decide(&self.held, row)? {
                 identify::Decision::Update { sys_id, note } => {
-                    match self.current(conn, &pm.by_id_sql, pm, vec![Value::Text(sys_id)])? {
+                    match self.current(&pm.by_id_sql, pm, vec![Value::Text(sys_id)])? {
                         Some(record) => Found::Record(Target::new(record, None), Some(note)),
                         None => Found::Nothing(Some(note), None),
                     }
@@ -574,14 +570,13 @@ impl<'c> Engine<'c> {
                 identify::Decision::Skip { note } => Found::Skip(note),
             });
         }
-        self.find_by_coalesce(conn, pm, values)
+        self.find_by_coalesce(pm, values)
     }
 
     /// Finds the record with the row's coalesce values: remembered, known absent, or looked
     /// up (see [`found`]).
     fn find_by_coalesce(
         &self,
-        conn: &Connection,
         pm: &PreparedMap<'_>,
         values: &[Option<Value>],
     ) -> Result<Found, StoreError> {
@@ -607,12 +602,12 @@ impl<'c> Engine<'c> {
         if let Some(record) = self.found.get(pm.index, &key) {
             return Ok(Found::Record(Target::new(record, Some(key)), None));
         }
-        if self.prefix_absent(conn, pm, &values[first], &key[..prefix_len], &key)? {
+        if self.prefix_absent(pm, &values[first], &key[..prefix_len], &key)? {
             return Ok(Found::Nothing(None, Some(key)));
         }
         let mut params: Vec<Value> = params.iter().filter_map(|&p| values[p].clone()).collect();
         params.extend(pm.class_params.iter().cloned());
-        Ok(match self.current(conn, &pm.select_sql, pm, params)? {
+        Ok(match self.current(&pm.select_sql, pm, params)? {
             Some(record) => {
                 self.found.put(pm.index, key.clone(), record.clone());
                 Found::Record(Target::new(record, Some(key)), None)
@@ -625,7 +620,6 @@ impl<'c> Engine<'c> {
     /// (folded: `prefix`). Asked once per value, for maps coalescing on several fields.
     fn prefix_absent(
         &self,
-        conn: &Connection,
         pm: &PreparedMap<'_>,
         first: &Option<Value>,
         prefix: &str,
@@ -636,8 +630,7 @@ impl<'c> Engine<'c> {
         };
         if !self.found.asked(pm.index, prefix) {
             let params = std::iter::once(first).chain(&pm.class_params);
-            let present = conn
-                .prepare_cached(sql)?
+            let present = (self.held.get(sql)?)
                 .query_row(params_from_iter(params), |_| Ok(()))
                 .optional()?
                 .is_some();
@@ -649,12 +642,11 @@ impl<'c> Engine<'c> {
     /// The sys_id and current mapped values of the record a query finds.
     fn current(
         &self,
-        conn: &Connection,
-        sql: &str,
+        sql: &held::Sql,
         pm: &PreparedMap<'_>,
         params: Vec<Value>,
     ) -> Result<Option<found::Record>, StoreError> {
-        let mut stmt = conn.prepare_cached(sql)?;
+        let mut stmt = self.held.get(sql)?;
         Ok(stmt
             .query_row(params_from_iter(params), |r| {
                 let id: String = r.get(0)?;
@@ -669,7 +661,6 @@ impl<'c> Engine<'c> {
     /// Updates the record a row maps to with the row's values, unless none changes it.
     fn update(
         &self,
-        conn: &Connection,
         pm: &PreparedMap<'_>,
         target: Target,
         values: Vec<Option<Value>>,
@@ -691,7 +682,7 @@ impl<'c> Engine<'c> {
                 *slot = v;
             }
         }
-        let mut stmt = conn.prepare_cached(&pm.update_sql)?;
+        let mut stmt = self.held.get(&pm.update_sql)?;
         for (i, v) in updated.iter().enumerate() {
             stmt.raw_bind_parameter(i + 1, v)?;
         }
@@ -713,14 +704,13 @@ impl<'c> Engine<'c> {
     /// the coalesce key it will be found by.
     fn insert(
         &self,
-        conn: &Connection,
         pm: &PreparedMap<'_>,
         mut values: Vec<Option<Value>>,
         key: Option<String>,
     ) -> Result<String, StoreError> {
         let sys_id = new_sys_id();
         let ctx = &self.ctx;
-        let mut stmt = conn.prepare_cached(&pm.insert_sql)?;
+        let mut stmt = self.held.get(&pm.insert_sql)?;
         let mut take = |pos: Option<usize>| pos.and_then(|p| values[p].take());
         for (i, column) in pm.insert_cols.iter().enumerate() {
             let at = i + 1;
@@ -735,7 +725,7 @@ impl<'c> Engine<'c> {
                 },
                 InsertColumn::Number(pos) => match take(pos) {
                     Some(v) => stmt.raw_bind_parameter(at, v),
-                    None => stmt.raw_bind_parameter(at, next_number(conn, pm.target)?),
+                    None => stmt.raw_bind_parameter(at, next_number(self.held.conn(), pm.target)?),
                 },
                 InsertColumn::Mapped(pos) => match take(pos) {
                     Some(v) => stmt.raw_bind_parameter(at, v),
@@ -750,6 +740,27 @@ impl<'c> Engine<'c> {
             self.found.put_inserted(pm.index, key);
         }
         Ok(sys_id)
+    }
+}
+
+/// Numbers the referenced (table, field) pairs of the maps' reference converters, in order:
+/// the same maps get the same numbers, so a kept [`memory::References`] stays valid.
+fn number_references(maps: &mut [PreparedMap<'_>]) {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for field in maps.iter_mut().flat_map(|m| m.fields.iter_mut()) {
+        let (Some(table), Converter::Reference { field: name, .. }) =
+            (field.referenced, &field.map.converter)
+        else {
+            continue;
+        };
+        let pair = (table.name.as_str(), name.as_str());
+        field.reference_slot = match seen.iter().position(|p| *p == pair) {
+            Some(i) => i,
+            None => {
+                seen.push(pair);
+                seen.len() - 1
+            }
+        };
     }
 }
 

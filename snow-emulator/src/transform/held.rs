@@ -1,0 +1,127 @@
+//! Statements an engine holds for its life (one Import Transaction): each prepared on first
+//! use, then bound and stepped directly on every row.
+//!
+//! rusqlite's statement cache hashes and compares the whole SQL text when a statement is
+//! taken and again when it is handed back. A map's INSERT names every column of its table,
+//! so on small rows that bookkeeping cost about as much as SQLite's own work (a profile at
+//! 20 % put the cache's hashing, comparing and returning at about a tenth of the worker;
+//! docs/performance.md).
+
+use std::cell::{RefCell, RefMut};
+
+use rusqlite::{Connection, Statement};
+
+use crate::store::StoreError;
+
+/// One statement's SQL and the slot it is held in.
+#[derive(Debug)]
+pub struct Sql {
+    slot: usize,
+    text: String,
+}
+
+/// Hands out slots while an engine's maps are compiled.
+#[derive(Debug, Default)]
+pub struct Slots(usize);
+
+impl Slots {
+    /// A new slot for `text`.
+    pub fn sql(&mut self, text: String) -> Sql {
+        self.0 += 1;
+        Sql {
+            slot: self.0 - 1,
+            text,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.0
+    }
+}
+
+/// The statements of one engine, on the connection it works on.
+pub struct Held<'conn> {
+    conn: &'conn Connection,
+    slots: Vec<RefCell<Option<Statement<'conn>>>>,
+}
+
+impl<'conn> Held<'conn> {
+    pub fn new(conn: &'conn Connection, slots: &Slots) -> Self {
+        Self {
+            conn,
+            slots: (0..slots.count()).map(|_| RefCell::default()).collect(),
+        }
+    }
+
+    pub fn conn(&self) -> &'conn Connection {
+        self.conn
+    }
+
+    /// The statement for `sql`, prepared now if this is its first use. It is reset after
+    /// each use by rusqlite (`execute`, `query_row`, a dropped `Rows`), so it is ready again.
+    pub fn get(&self, sql: &Sql) -> Result<RefMut<'_, Statement<'conn>>, StoreError> {
+        let cell = self.slots.get(sql.slot).ok_or_else(|| {
+            StoreError::Invalid(format!("no slot {} for a held statement", sql.slot))
+        })?;
+        let mut held = cell
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Invalid(format!("statement already in use: {}", sql.text)))?;
+        if held.is_none() {
+            *held = Some(self.conn.prepare(&sql.text)?);
+        }
+        RefMut::filter_map(held, Option::as_mut)
+            .map_err(|_| StoreError::Invalid(format!("statement not prepared: {}", sql.text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_statement_is_reused_row_after_row_and_across_a_schema_change() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("schema");
+        let mut slots = Slots::default();
+        let insert = slots.sql("INSERT INTO t (x) VALUES (?1)".into());
+        let count = slots.sql("SELECT count(*) FROM t".into());
+        let held = Held::new(&conn, &slots);
+        for i in 0..3 {
+            held.get(&insert)
+                .expect("insert")
+                .execute([i])
+                .expect("execute");
+        }
+        let n: i64 = (held.get(&count).expect("count"))
+            .query_row([], |r| r.get(0))
+            .expect("query");
+        assert_eq!(n, 3);
+        // A held statement survives a change of the schema (SQLite prepares it again).
+        conn.execute_batch("ALTER TABLE t ADD COLUMN y TEXT")
+            .expect("alter");
+        held.get(&insert)
+            .expect("insert")
+            .execute([9])
+            .expect("after alter");
+        let again: i64 = (held.get(&count).expect("count"))
+            .query_row([], |r| r.get(0))
+            .expect("query");
+        assert_eq!(again, 4);
+    }
+
+    #[test]
+    fn a_statement_in_use_is_refused_rather_than_shared() {
+        let conn = Connection::open_in_memory().expect("open");
+        let mut slots = Slots::default();
+        let one = slots.sql("SELECT 1".into());
+        let held = Held::new(&conn, &slots);
+        let _in_use = held.get(&one).expect("first");
+        let second = held.get(&one);
+        assert!(
+            matches!(&second, Err(StoreError::Invalid(m)) if m.contains("already in use")),
+            "{:?}",
+            second.err()
+        );
+    }
+}
