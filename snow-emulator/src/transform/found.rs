@@ -7,6 +7,11 @@
 //! any write by another map to the same physical table forgets that map's entries. Misses are
 //! not remembered (the map may insert the record next).
 //!
+//! A remembered record also remembers the row that last left it unchanged: its source
+//! values, as read (see `Engine::unchanged_by_memo`). The model maps see the same
+//! application on most installations, and a row with the same source values cannot change
+//! the record either, so it is "ignored" without converting or comparing a field.
+//!
 //! Except by prefix: a map coalescing on several fields (an installation: the computer, then
 //! the discovery model) first asks whether any record has the key's first value, once, and
 //! remembers when none has. A computer's twenty installations then cost one lookup instead of
@@ -27,8 +32,14 @@ const PER_MAP: usize = 50_000;
 /// so a hit costs no copy (most hits only compare).
 pub type Record = Arc<(String, Vec<Value>)>;
 
+/// A remembered record and, once a row left it unchanged, that row's source values.
+struct Entry {
+    record: Record,
+    unchanged_by: Option<Box<str>>,
+}
+
 pub struct FoundCache {
-    maps: Vec<RefCell<HashMap<String, Record>>>,
+    maps: Vec<RefCell<HashMap<String, Entry>>>,
     /// For each map, first coalesce values (folded like keys) it asked about: `true` when no
     /// record had it.
     absent: Vec<RefCell<HashMap<String, bool>>>,
@@ -59,7 +70,22 @@ impl FoundCache {
     }
 
     pub fn get(&self, map: usize, key: &str) -> Option<Record> {
-        self.maps[map].borrow().get(key).cloned()
+        self.maps[map].borrow().get(key).map(|e| e.record.clone())
+    }
+
+    /// The sys_id of the record map `map` remembers under `key`, if a row with the source
+    /// values `raw` left it unchanged since it was last written.
+    pub fn unchanged(&self, map: usize, key: &str, raw: &str) -> Option<String> {
+        let found = self.maps[map].borrow();
+        let entry = found.get(key)?;
+        (entry.unchanged_by.as_deref() == Some(raw)).then(|| entry.record.0.clone())
+    }
+
+    /// A row with the source values `raw` left the record under `key` unchanged.
+    pub fn note_unchanged(&self, map: usize, key: &str, raw: &str) {
+        if let Some(entry) = self.maps[map].borrow_mut().get_mut(key) {
+            entry.unchanged_by = Some(raw.into());
+        }
     }
 
     /// Remembers (or refreshes) what map `map` found or wrote under `key`.
@@ -68,7 +94,11 @@ impl FoundCache {
         if found.len() >= PER_MAP {
             found.clear();
         }
-        found.insert(key, record);
+        let entry = Entry {
+            record,
+            unchanged_by: None,
+        };
+        found.insert(key, entry);
     }
 
     /// Whether map `map` knows that no record has `key`: none had its first value `prefix`,
@@ -160,6 +190,35 @@ mod tests {
         assert_ne!(
             key(&[text("a", false), text("bc", false)]),
             key(&[text("ab", false), text("c", false)])
+        );
+    }
+
+    #[test]
+    fn an_unchanged_row_is_remembered_until_the_record_is_written_again() {
+        let cache = FoundCache::new(&["cmdb_model", "cmdb_model"]);
+        let record = || Arc::new(("id".to_owned(), vec![]));
+        cache.note_unchanged(0, "k", "a\u{1f}b");
+        assert_eq!(
+            cache.unchanged(0, "k", "a\u{1f}b"),
+            None,
+            "nothing remembered yet"
+        );
+        cache.put(0, "k".into(), record());
+        cache.note_unchanged(0, "k", "a\u{1f}b");
+        assert_eq!(cache.unchanged(0, "k", "a\u{1f}b").as_deref(), Some("id"));
+        assert_eq!(cache.unchanged(0, "k", "a\u{1f}c"), None, "other values");
+        cache.put(0, "k".into(), record());
+        assert_eq!(
+            cache.unchanged(0, "k", "a\u{1f}b"),
+            None,
+            "refreshed: forgotten"
+        );
+        cache.note_unchanged(0, "k", "a\u{1f}b");
+        cache.wrote(1);
+        assert_eq!(
+            cache.unchanged(0, "k", "a\u{1f}b"),
+            None,
+            "the table was written"
         );
     }
 

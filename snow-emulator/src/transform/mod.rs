@@ -89,6 +89,24 @@ struct PreparedMap<'c> {
     defaults: Vec<Value>,
     allow_insert: bool,
     allow_update: bool,
+    /// Whether a row's source values alone decide that it leaves a remembered record
+    /// unchanged (see [`unchanged_memo_holds`]).
+    unchanged_memo: bool,
+    /// Positions (in `cols`) of references left out when unresolved (`choice_action =
+    /// ignore`): a row that left one out is not remembered as unchanged.
+    may_resolve_later: Vec<usize>,
+}
+
+/// Whether the same source values always convert to the same field values for `map`, so a
+/// row whose source values left a record unchanged tells for every later row with the same
+/// values: matched by coalesce fields, and every field read from a source column (no rules
+/// on other columns). A reference resolved once stays resolved; one left out unresolved
+/// (`choice_action = ignore`) may resolve later, so such a row is not remembered
+/// ([`PreparedMap::may_resolve_later`]).
+fn unchanged_memo_holds(map: &TransformMap) -> bool {
+    map.identification.is_none()
+        && map.fields.iter().any(|f| f.coalesce)
+        && map.fields.iter().all(|f| f.source.is_some())
 }
 
 impl<'c> PreparedMap<'c> {
@@ -149,6 +167,12 @@ impl<'c> PreparedMap<'c> {
             defaults,
             allow_insert: ctx.allows(map.insert_property.as_deref()),
             allow_update: ctx.allows(map.update_property.as_deref()),
+            unchanged_memo: unchanged_memo_holds(map),
+            may_resolve_later: (fields.iter())
+                .filter(|f| matches!(f.map.converter, Converter::Reference { .. }))
+                .filter(|f| f.map.choice_action == ChoiceAction::Ignore)
+                .map(|f| f.col)
+                .collect(),
             ident: map
                 .identification
                 .as_ref()
@@ -295,6 +319,9 @@ pub struct Engine<'c, 'conn> {
     references: RefCell<memory::References>,
     /// The folded value of the reference being resolved ([`memory::fold`]), reused.
     reference_key: RefCell<String>,
+    /// The current row's source values for the map being applied, joined (see
+    /// [`Engine::unchanged_by_memo`]), reused.
+    raw: RefCell<String>,
     /// Records found by coalesce keys in this transaction (see [`found`]).
     found: found::FoundCache,
     /// Physical tables the two caches read (map targets, referenced tables).
@@ -348,6 +375,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             ctx,
             references: RefCell::new(references),
             reference_key: RefCell::default(),
+            raw: RefCell::default(),
         })
     }
 
@@ -520,6 +548,9 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         row: &dyn SourceRow,
     ) -> Result<Result<Applied, String>, StoreError> {
         let mut values: Vec<Option<Value>> = vec![None; pm.cols.len()];
+        if let Some(applied) = self.unchanged_by_memo(pm, row, &mut values)? {
+            return Ok(Ok(applied));
+        }
         for field in &pm.fields {
             match self.field_value(pm, field, row)? {
                 Ok(Some(v)) => values[field.col] = Some(v),
@@ -548,6 +579,43 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 Some(join_note(note, "inserts disabled by property")),
             ),
             Err(key) => (RowState::Inserted, self.insert(pm, values, key)?, note),
+        }))
+    }
+
+    /// A row "ignored" without converting its fields: the record its coalesce key finds was
+    /// left unchanged by a row with the same source values ([`found`]). Converts only the
+    /// coalesce fields (into `values`) and joins the source values into `self.raw`, which
+    /// [`Engine::update`] remembers when the row turns out to change nothing.
+    fn unchanged_by_memo(
+        &self,
+        pm: &PreparedMap<'_>,
+        row: &dyn SourceRow,
+        values: &mut [Option<Value>],
+    ) -> Result<Option<Applied>, StoreError> {
+        if !pm.unchanged_memo || !pm.allow_update {
+            return Ok(None);
+        }
+        let mut raw = self.raw.borrow_mut();
+        raw.clear();
+        for field in &pm.fields {
+            let value = (field.map.source.as_deref())
+                .and_then(|source| row.get_at(source, field.source_pos));
+            raw.push_str(value.map_or("", str::trim));
+            raw.push('\u{1f}');
+        }
+        for field in pm.fields.iter().filter(|f| f.map.coalesce) {
+            match self.field_value(pm, field, row)? {
+                Ok(v) => values[field.col] = v,
+                Err(_) => return Ok(None),
+            }
+        }
+        let Ok(key) = coalesce_key(pm, values) else {
+            return Ok(None);
+        };
+        let hit = self.found.unchanged(pm.index, &key.key, &raw);
+        Ok(hit.map(|sys_id| {
+            let note = Some(NO_CHANGE.to_owned());
+            (RowState::Ignored, sys_id, note)
         }))
     }
 
@@ -580,23 +648,15 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         pm: &PreparedMap<'_>,
         values: &[Option<Value>],
     ) -> Result<Found, StoreError> {
-        let mut key = String::new();
-        let mut prefix_len = None;
-        let mut params = Vec::new();
-        for field in &pm.fields {
-            let (f, pos) = (field.map, field.col);
-            if f.coalesce {
-                match &values[pos] {
-                    Some(v) if *v != Value::Null => {
-                        found::push_key(&mut key, v, f.case_sensitive);
-                        prefix_len.get_or_insert(key.len());
-                        params.push(pos);
-                    }
-                    _ => return Ok(Found::Skip(format!("coalesce field {} is empty", f.target))),
-                }
-            }
-        }
-        let (Some(&first), Some(prefix_len)) = (params.first(), prefix_len) else {
+        let CoalesceKey {
+            key,
+            prefix_len,
+            positions,
+        } = match coalesce_key(pm, values) {
+            Ok(key) => key,
+            Err(found) => return Ok(found),
+        };
+        let Some(&first) = positions.first() else {
             return Ok(Found::Nothing(None, None));
         };
         if let Some(record) = self.found.get(pm.index, &key) {
@@ -605,7 +665,9 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         if self.prefix_absent(pm, &values[first], &key[..prefix_len], &key)? {
             return Ok(Found::Nothing(None, Some(key)));
         }
-        let mut params: Vec<Value> = params.iter().filter_map(|&p| values[p].clone()).collect();
+        let mut params: Vec<Value> = (positions.iter())
+            .filter_map(|&p| values[p].clone())
+            .collect();
         params.extend(pm.class_params.iter().cloned());
         Ok(match self.current(&pm.select_sql, pm, params)? {
             Some(record) => {
@@ -673,7 +735,11 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         }
         let changes = |(v, cur): (&Option<Value>, &Value)| v.as_ref().is_some_and(|v| v != cur);
         if !values.iter().zip(current).any(changes) {
-            let note = join_note(note, "no field values changed");
+            let resolved = pm.may_resolve_later.iter().all(|&c| values[c].is_some());
+            if let (true, true, Some(key)) = (pm.unchanged_memo, resolved, &target.key) {
+                self.found.note_unchanged(pm.index, key, &self.raw.borrow());
+            }
+            let note = join_note(note, NO_CHANGE);
             return Ok((RowState::Ignored, sys_id.clone(), Some(note)));
         }
         let mut updated = current.clone();
@@ -776,6 +842,45 @@ fn read_tables(maps: &[PreparedMap<'_>]) -> Vec<String> {
         }
     }
     tables
+}
+
+/// The note of an update that changes nothing (ServiceNow's "ignored").
+const NO_CHANGE: &str = "no field values changed";
+
+/// A row's coalesce key: the values folded as their columns compare them
+/// ([`found::push_key`]), the length of its first value's part, and the positions (in the
+/// map's `cols`) of the values it was made of.
+struct CoalesceKey {
+    key: String,
+    prefix_len: usize,
+    positions: Vec<usize>,
+}
+
+/// The coalesce key of a row's converted `values`; `Err`: what the row finds without one
+/// (skipped for an empty coalesce value; nothing for a map without coalesce fields).
+fn coalesce_key(pm: &PreparedMap<'_>, values: &[Option<Value>]) -> Result<CoalesceKey, Found> {
+    let mut key = String::new();
+    let mut prefix_len = None;
+    let mut positions = Vec::new();
+    for field in pm.fields.iter().filter(|f| f.map.coalesce) {
+        let (f, pos) = (field.map, field.col);
+        match &values[pos] {
+            Some(v) if *v != Value::Null => {
+                found::push_key(&mut key, v, f.case_sensitive);
+                prefix_len.get_or_insert(key.len());
+                positions.push(pos);
+            }
+            _ => return Err(Found::Skip(format!("coalesce field {} is empty", f.target))),
+        }
+    }
+    match prefix_len {
+        Some(prefix_len) => Ok(CoalesceKey {
+            key,
+            prefix_len,
+            positions,
+        }),
+        None => Err(Found::Nothing(None, None)),
+    }
 }
 
 /// One map's result on one row: state, target sys_id, note for the row's comment.

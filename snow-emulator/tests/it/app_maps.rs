@@ -515,3 +515,116 @@ async fn installations_of_a_computer_without_any_are_inserted_once_each() {
     );
     emu.stop().await;
 }
+
+/// A row that leaves a model unchanged lets later rows with the same source values be
+/// "ignored" without comparing fields; a row with other values, the next segment after an
+/// edit through the Table API, and a second edit within the same values must still update it.
+#[tokio::test]
+async fn a_model_left_unchanged_is_still_updated_by_other_values_or_after_an_edit() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    golden(&emu, &token, "inventory_export", "", true).await;
+    let xml = |records: &[(&str, &str)]| {
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Applications>\n");
+        for (computer, name) in records {
+            xml.push_str(&format!(
+                "  <Application><ComputerID>{computer}</ComputerID><ApplicationID>905</ApplicationID>\
+                 <DisplayName>{name}</DisplayName><Publisher>P</Publisher><Version>1</Version>\
+                 </Application>\n"
+            ));
+        }
+        xml + "</Applications>\n"
+    };
+    let model_comment = |states: &[&str]| -> Vec<String> {
+        states
+            .iter()
+            .map(|s| format!("FNMS Application -> Software Model: {s}"))
+            .collect()
+    };
+    let send = |n: i64, last: bool, records: Vec<(&'static str, &'static str)>| {
+        let (emu, token) = (&emu, &token);
+        async move {
+            let body = segment(
+                &uuid::Uuid::new_v4().to_string(),
+                "application_export",
+                APPLICATION_RUN,
+                n,
+                last,
+                &xml(&records),
+                records.len() as i64,
+            );
+            let r = emu.fnms(token, &body).await;
+            assert_eq!(r["returnCode"], 0, "{r}");
+            // Each segment processed before the next is sent (and before any edit).
+            emu.wait_finished(token, APPLICATION_RUN, n).await;
+        }
+    };
+    let model_name = || async {
+        let models = emu
+            .records(
+                "cmdb_software_product_model",
+                "x_fls_flexera_fnms_application_id=905",
+            )
+            .await;
+        assert_eq!(models.len(), 1, "{models:?}");
+        models[0]["name"].as_str().unwrap_or("?").to_owned()
+    };
+    send(
+        1,
+        false,
+        vec![("1", "A"), ("2", "A"), ("1", "B"), ("2", "B")],
+    )
+    .await;
+    assert_eq!(
+        model_name().await,
+        "B",
+        "other values in the same segment update"
+    );
+    set(
+        &emu,
+        "cmdb_software_product_model",
+        "x_fls_flexera_fnms_application_id=905",
+        json!({"name": "Edited"}),
+    )
+    .await;
+    send(2, false, vec![("1", "B"), ("2", "B")]).await;
+    assert_eq!(
+        model_name().await,
+        "B",
+        "the next segment after an edit updates"
+    );
+    send(3, true, vec![("1", "B"), ("2", "A"), ("1", "B")]).await;
+    assert_eq!(model_name().await, "B", "back to B after A");
+    emu.wait_run(&token, APPLICATION_RUN).await;
+    let transactions: Vec<String> = emu
+        .records("x_fls_flexera_fnms_import_transaction", "ORDERBYnumber")
+        .await
+        .iter()
+        .map(|t| t["sys_id"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    let mut rows: Vec<(usize, i64, String)> = emu
+        .records("x_fls_flexera_fnms_application_import", "")
+        .await
+        .iter()
+        .map(|r| {
+            let comment = r["sys_import_state_comment"].as_str().unwrap_or("?");
+            let model = comment.split("; ").next().unwrap_or("?").to_owned();
+            let row = r["sys_import_row"].as_str().and_then(|v| v.parse().ok());
+            let t = r["import_transaction"]["value"].as_str().unwrap_or("?");
+            let segment = transactions.iter().position(|id| id == t);
+            (segment.unwrap_or(99), row.unwrap_or(-1), model)
+        })
+        .collect();
+    rows.sort();
+    let comments: Vec<String> = rows.into_iter().map(|(_, _, c)| c).collect();
+    let unchanged = "ignored (no field values changed)";
+    assert_eq!(
+        comments,
+        model_comment(&[
+            "inserted", unchanged, "updated", unchanged, // segment 1
+            "updated", unchanged, // segment 2, after the edit
+            unchanged, "updated", "updated", // segment 3
+        ])
+    );
+    emu.stop().await;
+}

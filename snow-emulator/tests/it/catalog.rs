@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use snow_emulator::Config;
 
-use crate::check::{Emulator, fixture_json};
+use crate::check::{Emulator, fixture_json, segment};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
@@ -154,4 +154,70 @@ async fn invalid_catalogs_are_refused_with_their_message() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A row that left a record unchanged only because a reference was left out unresolved
+/// (`choice_action = ignore`) is not remembered: here the Software Model map (edited to run
+/// only for computer 2) creates the model on the third row, whose source values the Discovery
+/// Model map reads are those of the second, and the discovery model must take the reference.
+#[tokio::test]
+async fn an_unresolved_reference_is_looked_up_again_on_a_row_with_the_same_values() {
+    let (_dir, catalog) = catalog_copy();
+    let maps = catalog.join("transform_maps/applications.toml");
+    let text = std::fs::read_to_string(&maps).expect("read");
+    let anchor = "target_table = \"cmdb_software_product_model\"\norder = 100\n";
+    assert!(text.contains(anchor), "applications.toml changed");
+    let text = text.replace(
+        anchor,
+        &format!("{anchor}condition = [ {{ field = \"u_computerid\", equals = \"2\" }} ]\n"),
+    );
+    std::fs::write(&maps, text).expect("write");
+    let emu = Emulator::start_with(Config {
+        catalog_dir: Some(catalog),
+        ..Default::default()
+    })
+    .await;
+    let token = emu.token().await;
+    emu.fnms(&token, &fixture_json("requests/inventory_export.json"))
+        .await;
+    emu.wait_run(&token, "11111111-1111-4111-8111-111111111111")
+        .await;
+    let run = "33333333-3333-4333-8333-333333333333";
+    let record = |computer: &str| {
+        format!(
+            "<Application><ComputerID>{computer}</ComputerID><ApplicationID>907</ApplicationID>\
+             <DisplayName>App 907</DisplayName><Publisher>P</Publisher><Version>1</Version>\
+             </Application>"
+        )
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Applications>{}{}{}</Applications>\n",
+        record("1"),
+        record("1"),
+        record("2")
+    );
+    let tid = uuid::Uuid::new_v4().to_string();
+    let body = segment(&tid, "application_export", run, 1, true, &xml, 3);
+    let r = emu.fnms(&token, &body).await;
+    assert_eq!(r["returnCode"], 0, "{r}");
+    emu.wait_run(&token, run).await;
+    let models = emu
+        .records(
+            "cmdb_software_product_model",
+            "x_fls_flexera_fnms_application_id=907",
+        )
+        .await;
+    assert_eq!(models.len(), 1, "created by the third row: {models:?}");
+    let discovery = emu
+        .records(
+            "cmdb_sam_sw_discovery_model",
+            "x_fls_flexera_fnms_application_id=907",
+        )
+        .await;
+    assert_eq!(discovery.len(), 1, "{discovery:?}");
+    assert_eq!(
+        discovery[0]["model"]["value"], models[0]["sys_id"],
+        "the discovery model references the model: {discovery:?}"
+    );
+    emu.stop().await;
 }

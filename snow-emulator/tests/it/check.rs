@@ -254,6 +254,24 @@ impl TestInstance {
         }
     }
 
+    /// Polls export_status until `n` of the run's transactions are finished, succeeded or
+    /// failed (10 s at most): the segments sent so far are processed, the run may go on.
+    pub async fn wait_finished(&self, token: &str, run: &str, n: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.status(token, run).await;
+            let count = |state: &str| s["transactions"][state].as_i64().unwrap_or(0);
+            if count("succeeded") + count("failed") >= n {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run}: {n} not finished: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// GET as admin (Basic).
     pub async fn get(&self, path_and_query: &str) -> Reply {
         reply(
