@@ -299,9 +299,40 @@ struct RowContext<'a> {
     index: i64,
 }
 
+impl StagingColumn {
+    /// Whether every row of a transaction is written with the same value here.
+    fn is_constant(self) -> bool {
+        matches!(
+            self,
+            Self::ClassName | Self::Now | Self::User | Self::ModCount | Self::Transaction
+        )
+    }
+}
+
+/// Binds the columns every row of the transaction shares, once: SQLite keeps a statement's
+/// bindings from one execution to the next, and a bound text is copied each time.
+fn bind_constants(
+    stmt: &mut rusqlite::Statement<'_>,
+    ctx: &RowContext<'_>,
+) -> rusqlite::Result<()> {
+    for (i, column) in ctx.columns.iter().enumerate() {
+        let at = i + 1;
+        match column {
+            StagingColumn::ClassName => stmt.raw_bind_parameter(at, ctx.staging.name.as_str()),
+            StagingColumn::Now => stmt.raw_bind_parameter(at, ctx.now),
+            StagingColumn::User => stmt.raw_bind_parameter(at, ctx.user),
+            StagingColumn::ModCount => stmt.raw_bind_parameter(at, 0),
+            StagingColumn::Transaction => stmt.raw_bind_parameter(at, ctx.transaction),
+            _ => Ok(()),
+        }?;
+    }
+    Ok(())
+}
+
 /// Writes one staging row: its data columns, the transform's outcome, the system columns.
 /// Values are bound from where they are, not copied. `stmt` is the table's INSERT
-/// ([`staging_insert_sql`]), prepared once for the whole transaction.
+/// ([`staging_insert_sql`]), prepared once for the whole transaction, with the columns every
+/// row shares already bound ([`bind_constants`]).
 fn insert_staging_row(
     stmt: &mut rusqlite::Statement<'_>,
     ctx: &RowContext<'_>,
@@ -312,11 +343,8 @@ fn insert_staging_row(
     for (i, column) in ctx.columns.iter().enumerate() {
         let at = i + 1;
         match column {
+            c if c.is_constant() => Ok(()),
             StagingColumn::SysId => stmt.raw_bind_parameter(at, sys_id.as_str()),
-            StagingColumn::ClassName => stmt.raw_bind_parameter(at, ctx.staging.name.as_str()),
-            StagingColumn::Now => stmt.raw_bind_parameter(at, ctx.now),
-            StagingColumn::User => stmt.raw_bind_parameter(at, ctx.user),
-            StagingColumn::ModCount => stmt.raw_bind_parameter(at, 0),
             StagingColumn::ImportRow => stmt.raw_bind_parameter(at, ctx.index),
             StagingColumn::ImportState => stmt.raw_bind_parameter(at, o.state.as_str()),
             StagingColumn::StateComment => stmt.raw_bind_parameter(at, text(&o.comment)),
@@ -324,8 +352,8 @@ fn insert_staging_row(
             StagingColumn::TargetSysId => stmt.raw_bind_parameter(at, text(&o.target_sys_id)),
             StagingColumn::TargetTable => stmt.raw_bind_parameter(at, text(o.target_table)),
             StagingColumn::TransformMap => stmt.raw_bind_parameter(at, text(o.transform_map)),
-            StagingColumn::Transaction => stmt.raw_bind_parameter(at, ctx.transaction),
             StagingColumn::Data => stmt.raw_bind_parameter(at, row.at(i)),
+            _ => Ok(()),
         }?;
     }
     stmt.raw_execute()?;
@@ -407,6 +435,7 @@ fn stage_and_transform(
         now: &now,
         index: 0,
     };
+    bind_constants(&mut insert, &ctx)?;
     let mut columns = ColumnsOf::new(staging);
     let mut row = PositionalRow::new(staging);
     let mut counts: HashMap<RowState, usize> = HashMap::new();

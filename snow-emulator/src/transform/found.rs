@@ -158,7 +158,9 @@ pub fn push_key(key: &mut String, v: &Value, case_sensitive: bool) {
         }
         Value::Text(s) => {
             key.push('t');
-            key.extend(s.chars().map(|c| c.to_ascii_lowercase()));
+            let start = key.len();
+            key.push_str(s);
+            key[start..].make_ascii_lowercase();
         }
         // Writing to a String cannot fail.
         Value::Integer(i) => drop(write!(key, "i{i}")),

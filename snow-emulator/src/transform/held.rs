@@ -60,6 +60,17 @@ impl<'conn> Held<'conn> {
     /// The statement for `sql`, prepared now if this is its first use. It is reset after
     /// each use by rusqlite (`execute`, `query_row`, a dropped `Rows`), so it is ready again.
     pub fn get(&self, sql: &Sql) -> Result<RefMut<'_, Statement<'conn>>, StoreError> {
+        self.get_or_init(sql, |_| Ok(()))
+    }
+
+    /// [`Held::get`], running `init` on the statement once, right after it is prepared (to
+    /// bind the parameters every use shares: SQLite keeps bindings from one execution to the
+    /// next, so only the others need binding on each use).
+    pub fn get_or_init(
+        &self,
+        sql: &Sql,
+        init: impl FnOnce(&mut Statement<'conn>) -> Result<(), StoreError>,
+    ) -> Result<RefMut<'_, Statement<'conn>>, StoreError> {
         let cell = self.slots.get(sql.slot).ok_or_else(|| {
             StoreError::Invalid(format!("no slot {} for a held statement", sql.slot))
         })?;
@@ -67,7 +78,9 @@ impl<'conn> Held<'conn> {
             .try_borrow_mut()
             .map_err(|_| StoreError::Invalid(format!("statement already in use: {}", sql.text)))?;
         if held.is_none() {
-            *held = Some(self.conn.prepare(&sql.text)?);
+            let mut stmt = self.conn.prepare(&sql.text)?;
+            init(&mut stmt)?;
+            *held = Some(stmt);
         }
         RefMut::filter_map(held, Option::as_mut)
             .map_err(|_| StoreError::Invalid(format!("statement not prepared: {}", sql.text)))
@@ -108,6 +121,34 @@ mod tests {
             .query_row([], |r| r.get(0))
             .expect("query");
         assert_eq!(again, 4);
+    }
+
+    #[test]
+    fn parameters_bound_once_at_preparation_stay_bound() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER, y TEXT)")
+            .expect("schema");
+        let mut slots = Slots::default();
+        let insert = slots.sql("INSERT INTO t (x, y) VALUES (?1, ?2)".into());
+        let held = Held::new(&conn, &slots);
+        let mut inits = 0;
+        for i in 0..3 {
+            let mut stmt = held
+                .get_or_init(&insert, |s| {
+                    inits += 1;
+                    Ok(s.raw_bind_parameter(2, "shared")?)
+                })
+                .expect("insert");
+            stmt.raw_bind_parameter(1, i).expect("bind");
+            stmt.raw_execute().expect("execute");
+        }
+        assert_eq!(inits, 1);
+        let shared: i64 = conn
+            .query_row("SELECT count(*) FROM t WHERE y = 'shared'", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(shared, 3);
     }
 
     #[test]

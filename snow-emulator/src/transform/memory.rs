@@ -48,7 +48,8 @@ impl References {
 /// reused from row to row, so only a key that is kept is allocated.
 pub fn fold(key: &mut String, value: &str) {
     key.clear();
-    key.extend(value.chars().map(|c| c.to_ascii_lowercase()));
+    key.push_str(value);
+    key.make_ascii_lowercase();
 }
 
 pub struct Memory {

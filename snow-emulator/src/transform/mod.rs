@@ -55,14 +55,14 @@ pub struct RowOutcome<'c> {
     pub error: String,
 }
 
-/// Adds one map's note to a row's comment ("; " between notes).
-fn add_note(comment: &mut String, note: std::fmt::Arguments<'_>) {
-    use std::fmt::Write as _;
+/// Adds one map's note to a row's comment ("; " between notes): `{map}: {parts…}`.
+fn add_note(comment: &mut String, map: &str, parts: &[&str]) {
     if !comment.is_empty() {
         comment.push_str("; ");
     }
-    // Writing to a String cannot fail.
-    let _ = comment.write_fmt(note);
+    comment.push_str(map);
+    comment.push_str(": ");
+    parts.iter().for_each(|p| comment.push_str(p));
 }
 
 struct PreparedMap<'c> {
@@ -406,7 +406,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             let (state, sys_id, note) = match self.apply(pm, row)? {
                 Ok(r) => r,
                 Err(why) => {
-                    add_note(&mut comment, format_args!("{}: error: {why}", pm.map.name));
+                    add_note(&mut comment, &pm.map.name, &["error: ", &why]);
                     outcome.error = why;
                     outcome.state = RowState::Error;
                     outcome.transform_map = &pm.map.name;
@@ -415,8 +415,8 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 }
             };
             match note {
-                Some(n) => add_note(&mut comment, format_args!("{}: {state} ({n})", pm.map.name)),
-                None => add_note(&mut comment, format_args!("{}: {state}", pm.map.name)),
+                Some(n) => add_note(&mut comment, &pm.map.name, &[state.as_str(), " (", &n, ")"]),
+                None => add_note(&mut comment, &pm.map.name, &[state.as_str()]),
             }
             let shown = pm.map.row_target || outcome.state == RowState::Pending;
             if shown && state.rank() >= outcome.state.rank() {
@@ -776,15 +776,16 @@ impl<'c, 'conn> Engine<'c, 'conn> {
     ) -> Result<String, StoreError> {
         let sys_id = new_sys_id();
         let ctx = &self.ctx;
-        let mut stmt = self.held.get(&pm.insert_sql)?;
+        let mut stmt = (self.held).get_or_init(&pm.insert_sql, |stmt| {
+            bind_insert_constants(stmt, &pm.insert_cols, ctx)
+        })?;
         let mut take = |pos: Option<usize>| pos.and_then(|p| values[p].take());
         for (i, column) in pm.insert_cols.iter().enumerate() {
             let at = i + 1;
             match *column {
+                // Bound once, when the statement was prepared.
+                InsertColumn::Now | InsertColumn::User | InsertColumn::ModCount => Ok(()),
                 InsertColumn::SysId => stmt.raw_bind_parameter(at, sys_id.as_str()),
-                InsertColumn::Now => stmt.raw_bind_parameter(at, ctx.now.as_str()),
-                InsertColumn::User => stmt.raw_bind_parameter(at, ctx.user.as_str()),
-                InsertColumn::ModCount => stmt.raw_bind_parameter(at, 0),
                 InsertColumn::ClassName(pos) => match take(pos) {
                     Some(v) => stmt.raw_bind_parameter(at, v),
                     None => stmt.raw_bind_parameter(at, pm.target.name.as_str()),
@@ -828,6 +829,24 @@ fn number_references(maps: &mut [PreparedMap<'_>]) {
             }
         };
     }
+}
+
+/// Binds what every insert of an engine writes alike (time, user, modification count), once
+/// per prepared INSERT: a bound text is copied on every bind.
+fn bind_insert_constants(
+    stmt: &mut rusqlite::Statement<'_>,
+    columns: &[InsertColumn],
+    ctx: &EngineContext,
+) -> Result<(), StoreError> {
+    for (i, column) in columns.iter().enumerate() {
+        match *column {
+            InsertColumn::Now => stmt.raw_bind_parameter(i + 1, ctx.now.as_str()),
+            InsertColumn::User => stmt.raw_bind_parameter(i + 1, ctx.user.as_str()),
+            InsertColumn::ModCount => stmt.raw_bind_parameter(i + 1, 0),
+            _ => Ok(()),
+        }?;
+    }
+    Ok(())
 }
 
 /// The physical tables an engine's caches read: its maps' targets and referenced tables.
