@@ -87,6 +87,19 @@ impl<'conn> Held<'conn> {
     }
 }
 
+/// Binds `values` from parameter `after + 1` on: the class names a query's keys are followed
+/// by, the same on every use (for [`Held::get_or_init`]).
+pub fn bind_after(
+    stmt: &mut Statement<'_>,
+    after: usize,
+    values: &[rusqlite::types::Value],
+) -> Result<(), StoreError> {
+    for (i, v) in values.iter().enumerate() {
+        stmt.raw_bind_parameter(after + i + 1, v)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,9 @@
 //! Identification rules (a map's `identification`): an ordered matrix of cases, each a set of
 //! keys, compiled once per Import Transaction into one prepared query per case.
 
-use rusqlite::params_from_iter;
 use rusqlite::types::Value;
 
-use super::held::{Held, Slots, Sql};
+use super::held::{Held, Slots, Sql, bind_after};
 
 use crate::catalog::{Identification, MatchKey, MatchOutcome, Table};
 use crate::store::{StoreError, class_filter_unindexed as class_filter, quote};
@@ -49,6 +48,27 @@ fn key_sql(key: &MatchKey) -> String {
 }
 
 impl<'c> PreparedIdent<'c> {
+    /// The sys_ids (two at most) a case's query finds for the row's `keys`. The class names
+    /// follow the keys and are the same on every row: bound once, when the query is prepared.
+    fn matching(
+        &self,
+        held: &Held<'_>,
+        sql: &Sql,
+        keys: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut stmt =
+            held.get_or_init(sql, |stmt| bind_after(stmt, keys.len(), &self.class_params))?;
+        for (i, key) in keys.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, key)?;
+        }
+        let mut rows = stmt.raw_query();
+        let mut ids = Vec::new();
+        while let Some(row) = rows.next()? {
+            ids.push(row.get(0)?);
+        }
+        Ok(ids)
+    }
+
     pub fn new(ident: &'c Identification, target: &Table, slots: &mut Slots) -> Self {
         let (filter, class_params) = class_filter(target);
         let sql = ident
@@ -78,37 +98,33 @@ impl<'c> PreparedIdent<'c> {
         row: &dyn super::SourceRow,
     ) -> Result<Decision, StoreError> {
         let value = |c: &str| row.get(c).map(str::trim).filter(|v| !v.is_empty());
+        let mut keys: Vec<&str> = Vec::new();
         for (rule, sql) in self.ident.rules.iter().zip(&self.sql) {
             if !rule.when.iter().all(|c| c.holds(value(&c.field))) {
                 continue;
             }
-            let mut params = Vec::with_capacity(rule.keys.len() + self.class_params.len());
-            let mut applies = true;
-            for key in &rule.keys {
-                if let Some(source) = key.source() {
-                    match value(source) {
-                        Some(v) => params.push(Value::Text(v.to_owned())),
-                        None => applies = false,
-                    }
-                }
-            }
-            if !applies {
+            keys.clear();
+            let sources = rule.keys.iter().filter_map(MatchKey::source);
+            if !sources
+                .map(value)
+                .all(|v| v.map(|v| keys.push(v)).is_some())
+            {
                 continue;
             }
-            params.extend(self.class_params.iter().cloned());
             // A case without keys decides by its `none` outcome alone.
-            let ids: Vec<String> = if rule.keys.is_empty() {
+            let ids = if rule.keys.is_empty() {
                 Vec::new()
             } else {
-                held.get(sql)?
-                    .query_map(params_from_iter(params), |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?
+                self.matching(held, sql, &keys)?
             };
             let (outcome, found) = match ids.len() {
                 0 => (rule.none, "matched no record"),
                 1 => (rule.one, "matched one record"),
                 _ => (rule.many, "matched several records"),
             };
+            if outcome == MatchOutcome::Next {
+                continue;
+            }
             let origin = if rule.documented {
                 "documented"
             } else {
@@ -119,15 +135,14 @@ impl<'c> PreparedIdent<'c> {
                 self.ident.name, rule.case, rule.reason
             );
             match outcome {
-                MatchOutcome::Next => continue,
                 MatchOutcome::Update => {
                     let sys_id = ids.into_iter().next().ok_or_else(|| {
                         StoreError::Invalid(format!("{note}: `update` needs a matched record"))
                     })?;
                     return Ok(Decision::Update { sys_id, note });
                 }
-                MatchOutcome::Create => return Ok(Decision::Create { note }),
                 MatchOutcome::Skip => return Ok(Decision::Skip { note }),
+                MatchOutcome::Create | MatchOutcome::Next => return Ok(Decision::Create { note }),
             }
         }
         let note = format!("{}: no case matched a record", self.ident.name);

@@ -27,8 +27,8 @@ pub use row::{PositionalRow, SourceRow};
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use rusqlite::Connection;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use crate::catalog::{Catalog, ChoiceAction, Column, Converter, FieldMap, Table, TransformMap};
 use crate::store::{
@@ -317,6 +317,8 @@ pub struct Engine<'c, 'conn> {
     ctx: EngineContext,
     /// Resolved references, per referenced table and field (see [`memory::References`]).
     references: RefCell<memory::References>,
+    /// Per referenced table and field, the query that resolves a reference.
+    reference_lookups: Vec<ReferenceLookup>,
     /// The folded value of the reference being resolved ([`memory::fold`]), reused.
     reference_key: RefCell<String>,
     /// The current row's source values for the map being applied, joined (see
@@ -361,7 +363,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 &mut slots,
             )?);
         }
-        number_references(&mut maps);
+        let reference_lookups = number_references(&mut maps, &mut slots);
         let physical: Vec<&str> = maps.iter().map(|m| m.target.physical.as_str()).collect();
         let names: Vec<String> = maps.iter().map(|m| m.map.name.clone()).collect();
         let (references, found) = kept
@@ -374,6 +376,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             maps,
             ctx,
             references: RefCell::new(references),
+            reference_lookups,
             reference_key: RefCell::default(),
             raw: RefCell::default(),
         })
@@ -504,17 +507,20 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 return Ok(Ok(Some(Value::Text(id.clone()))));
             }
         }
-        let (filter, mut params) = class_filter(table);
-        params.insert(0, Value::Text(raw.to_owned()));
-        let sql = format!(
-            "SELECT sys_id FROM {} WHERE {} = ? AND {filter} LIMIT 1",
-            quote(&table.physical),
-            quote(field)
-        );
-        let found: Option<String> = (self.held.conn())
-            .prepare_cached(&sql)?
-            .query_row(params_from_iter(params), |r| r.get(0))
-            .optional()?;
+        let found: Option<String> = {
+            let lookup = self.reference_lookups.get(slot).ok_or_else(|| {
+                StoreError::Invalid(format!("no reference lookup {slot} for {}", col.name))
+            })?;
+            let classes = &lookup.classes;
+            let mut stmt =
+                (self.held).get_or_init(&lookup.sql, |s| held::bind_after(s, 1, classes))?;
+            stmt.raw_bind_parameter(1, raw)?;
+            let mut rows = stmt.raw_query();
+            match rows.next()? {
+                Some(row) => Some(row.get(0)?),
+                None => None,
+            }
+        };
         let remember = |id: &str| {
             let key = self.reference_key.borrow();
             self.references.borrow_mut().put(slot, &key, id.to_owned());
@@ -629,7 +635,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         if let Some(ident) = &pm.ident {
             return Ok(match ident.decide(&self.held, row)? {
                 identify::Decision::Update { sys_id, note } => {
-                    match self.current(&pm.by_id_sql, pm, vec![Value::Text(sys_id)])? {
+                    match self.current(&pm.by_id_sql, pm, &[&Value::Text(sys_id)], &[])? {
                         Some(record) => Found::Record(Target::new(record, None), Some(note)),
                         None => Found::Nothing(Some(note), None),
                     }
@@ -665,17 +671,18 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         if self.prefix_absent(pm, &values[first], &key[..prefix_len], &key)? {
             return Ok(Found::Nothing(None, Some(key)));
         }
-        let mut params: Vec<Value> = (positions.iter())
-            .filter_map(|&p| values[p].clone())
+        let keys: Vec<&Value> = (positions.iter())
+            .filter_map(|&p| values[p].as_ref())
             .collect();
-        params.extend(pm.class_params.iter().cloned());
-        Ok(match self.current(&pm.select_sql, pm, params)? {
-            Some(record) => {
-                self.found.put(pm.index, key.clone(), record.clone());
-                Found::Record(Target::new(record, Some(key)), None)
-            }
-            None => Found::Nothing(None, Some(key)),
-        })
+        Ok(
+            match self.current(&pm.select_sql, pm, &keys, &pm.class_params)? {
+                Some(record) => {
+                    self.found.put(pm.index, key.clone(), record.clone());
+                    Found::Record(Target::new(record, Some(key)), None)
+                }
+                None => Found::Nothing(None, Some(key)),
+            },
+        )
     }
 
     /// Whether no record can have `key` since none has its first coalesce value `first`
@@ -691,33 +698,38 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             return Ok(false);
         };
         if !self.found.asked(pm.index, prefix) {
-            let params = std::iter::once(first).chain(&pm.class_params);
-            let present = (self.held.get(sql)?)
-                .query_row(params_from_iter(params), |_| Ok(()))
-                .optional()?
-                .is_some();
+            let classes = &pm.class_params;
+            let mut stmt = (self.held).get_or_init(sql, |s| held::bind_after(s, 1, classes))?;
+            stmt.raw_bind_parameter(1, first)?;
+            let present = stmt.raw_query().next()?.is_some();
             self.found.put_prefix(pm.index, prefix, !present);
         }
         Ok(self.found.known_absent(pm.index, prefix, key))
     }
 
-    /// The sys_id and current mapped values of the record a query finds.
+    /// The sys_id and current mapped values of the record a query finds by `keys` (then
+    /// `classes`, bound once per statement).
     fn current(
         &self,
         sql: &held::Sql,
         pm: &PreparedMap<'_>,
-        params: Vec<Value>,
+        keys: &[&Value],
+        classes: &[Value],
     ) -> Result<Option<found::Record>, StoreError> {
-        let mut stmt = self.held.get(sql)?;
-        Ok(stmt
-            .query_row(params_from_iter(params), |r| {
-                let id: String = r.get(0)?;
-                let current = (0..pm.cols.len())
-                    .map(|i| r.get::<_, Value>(i + 1))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(Arc::new((id, current)))
-            })
-            .optional()?)
+        let mut stmt =
+            (self.held).get_or_init(sql, |s| held::bind_after(s, keys.len(), classes))?;
+        for (i, key) in keys.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, *key)?;
+        }
+        let mut rows = stmt.raw_query();
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let id: String = r.get(0)?;
+        let current = (0..pm.cols.len())
+            .map(|i| r.get::<_, Value>(i + 1))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(Arc::new((id, current))))
     }
 
     /// Updates the record a row maps to with the row's values, unless none changes it.
@@ -812,22 +824,50 @@ impl<'c, 'conn> Engine<'c, 'conn> {
 
 /// Numbers the referenced (table, field) pairs of the maps' reference converters, in order:
 /// the same maps get the same numbers, so a kept [`memory::References`] stays valid.
-fn number_references(maps: &mut [PreparedMap<'_>]) {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
+/// Returns, per number, the lookup of a referenced record by the field's value.
+fn number_references<'c>(
+    maps: &mut [PreparedMap<'c>],
+    slots: &mut held::Slots,
+) -> Vec<ReferenceLookup> {
+    let mut seen: Vec<(&'c Table, &'c str)> = Vec::new();
     for field in maps.iter_mut().flat_map(|m| m.fields.iter_mut()) {
         let (Some(table), Converter::Reference { field: name, .. }) =
             (field.referenced, &field.map.converter)
         else {
             continue;
         };
-        let pair = (table.name.as_str(), name.as_str());
-        field.reference_slot = match seen.iter().position(|p| *p == pair) {
+        let same = |(t, f): &(&Table, &str)| t.name == table.name && *f == name.as_str();
+        field.reference_slot = match seen.iter().position(same) {
             Some(i) => i,
             None => {
-                seen.push(pair);
+                seen.push((table, name.as_str()));
                 seen.len() - 1
             }
         };
+    }
+    (seen.into_iter())
+        .map(|(table, field)| ReferenceLookup::new(table, field, slots))
+        .collect()
+}
+
+/// The query finding a referenced record by one field's value, and its class names.
+struct ReferenceLookup {
+    sql: held::Sql,
+    classes: Vec<Value>,
+}
+
+impl ReferenceLookup {
+    fn new(table: &Table, field: &str, slots: &mut held::Slots) -> Self {
+        let (filter, classes) = class_filter(table);
+        let sql = format!(
+            "SELECT sys_id FROM {} WHERE {} = ? AND {filter} LIMIT 1",
+            quote(&table.physical),
+            quote(field)
+        );
+        Self {
+            sql: slots.sql(sql),
+            classes,
+        }
     }
 }
 
