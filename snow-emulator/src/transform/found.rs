@@ -45,6 +45,8 @@ pub struct FoundCache {
     absent: Vec<RefCell<HashMap<String, bool>>>,
     /// For each map, the keys it inserted since (those records exist after all).
     inserted: Vec<RefCell<HashSet<String>>>,
+    /// For each map, the last first value looked up in `absent`, and the answer.
+    last_prefix: Vec<RefCell<Option<(String, bool)>>>,
     /// For each map, the other maps writing the same physical table.
     sharing: Vec<Vec<usize>>,
 }
@@ -65,6 +67,7 @@ impl FoundCache {
             maps: physical.iter().map(|_| RefCell::default()).collect(),
             absent: physical.iter().map(|_| RefCell::default()).collect(),
             inserted: physical.iter().map(|_| RefCell::default()).collect(),
+            last_prefix: physical.iter().map(|_| RefCell::default()).collect(),
             sharing,
         }
     }
@@ -103,14 +106,29 @@ impl FoundCache {
 
     /// Whether map `map` knows that no record has `key`: none had its first value `prefix`,
     /// and the map has not inserted `key` since.
+    #[cfg(test)]
     pub fn known_absent(&self, map: usize, prefix: &str, key: &str) -> bool {
-        self.absent[map].borrow().get(prefix) == Some(&true)
-            && !self.inserted[map].borrow().contains(key)
+        self.prefix_absent(map, prefix) == Some(true) && !self.inserted(map, key)
     }
 
-    /// Whether map `map` asked about the first value `prefix` already.
-    pub fn asked(&self, map: usize, prefix: &str) -> bool {
-        self.absent[map].borrow().contains_key(prefix)
+    /// What map `map` learned of the first value `prefix`: `Some(true)` when no record had
+    /// it, `None` when it never asked. The last answer is kept beside the table: the rows of
+    /// one computer ask about the same value one after the other.
+    pub fn prefix_absent(&self, map: usize, prefix: &str) -> Option<bool> {
+        let mut last = self.last_prefix[map].borrow_mut();
+        if let Some((p, absent)) = last.as_ref()
+            && p == prefix
+        {
+            return Some(*absent);
+        }
+        let absent = *self.absent[map].borrow().get(prefix)?;
+        *last = Some((prefix.to_owned(), absent));
+        Some(absent)
+    }
+
+    /// Whether map `map` inserted a record under `key` since it last asked.
+    pub fn inserted(&self, map: usize, key: &str) -> bool {
+        self.inserted[map].borrow().contains(key)
     }
 
     /// Remembers whether a record of map `map`'s table has the first value `prefix`.
@@ -121,6 +139,7 @@ impl FoundCache {
             self.inserted[map].borrow_mut().clear();
         }
         known.insert(prefix.to_owned(), absent);
+        *self.last_prefix[map].borrow_mut() = Some((prefix.to_owned(), absent));
     }
 
     /// Map `map` inserted a record under `key`: it is no longer absent.
@@ -132,6 +151,7 @@ impl FoundCache {
         if inserted.len() >= PER_MAP {
             inserted.clear();
             self.absent[map].borrow_mut().clear();
+            self.last_prefix[map].borrow_mut().take();
         }
         inserted.insert(key);
     }
@@ -143,6 +163,7 @@ impl FoundCache {
             self.maps[j].borrow_mut().clear();
             self.absent[j].borrow_mut().clear();
             self.inserted[j].borrow_mut().clear();
+            self.last_prefix[j].borrow_mut().take();
         }
     }
 }
@@ -242,9 +263,10 @@ mod tests {
         assert!(!cache.known_absent(0, "p", "p/a"), "nothing known yet");
         cache.put_prefix(0, "r", false);
         assert!(
-            cache.asked(0, "r") && !cache.known_absent(0, "r", "r/a"),
+            cache.prefix_absent(0, "r") == Some(false) && !cache.known_absent(0, "r", "r/a"),
             "present"
         );
+        assert_eq!(cache.prefix_absent(0, "s"), None, "never asked");
         cache.put_prefix(0, "p", true);
         assert!(cache.known_absent(0, "p", "p/a"));
         assert!(!cache.known_absent(0, "q", "q/a"), "another prefix");

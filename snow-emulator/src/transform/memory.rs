@@ -25,11 +25,25 @@ const PER_FIELD: usize = 50_000;
 #[derive(Default)]
 pub struct References {
     by_field: Vec<foldhash::HashMap<Box<str>, String>>,
+    /// Per field, the last value found and its sys_id (buffers reused): an installation's
+    /// computer is the one of the row before.
+    last: Vec<(String, String)>,
 }
 
 impl References {
-    pub fn get(&self, slot: usize, folded: &str) -> Option<&String> {
-        self.by_field.get(slot)?.get(folded)
+    pub fn get(&mut self, slot: usize, folded: &str) -> Option<&str> {
+        if self.last.len() <= slot {
+            self.last.resize_with(slot + 1, Default::default);
+        }
+        let (value, id) = &mut self.last[slot];
+        if value != folded || value.is_empty() {
+            let found = self.by_field.get(slot)?.get(folded)?;
+            value.clear();
+            value.push_str(folded);
+            id.clear();
+            id.push_str(found);
+        }
+        Some(id)
     }
 
     pub fn put(&mut self, slot: usize, folded: &str, sys_id: String) {
@@ -39,6 +53,7 @@ impl References {
         let known = &mut self.by_field[slot];
         if known.len() >= PER_FIELD {
             known.clear();
+            // The last value stays true: hits are never taken back.
         }
         known.insert(folded.into(), sys_id);
     }
@@ -109,7 +124,18 @@ mod reference_tests {
         fold(&mut key, "PC-0001");
         refs.put(1, &key, "id-1".into());
         fold(&mut key, "pc-0001");
-        assert_eq!(refs.get(1, &key).map(String::as_str), Some("id-1"));
+        assert_eq!(refs.get(1, &key), Some("id-1"));
+        assert_eq!(
+            refs.get(1, &key),
+            Some("id-1"),
+            "again, from the last value"
+        );
+        fold(&mut key, "pc-0002");
+        assert_eq!(refs.get(1, &key), None, "another value");
+        refs.put(1, &key, "id-2".into());
+        assert_eq!(refs.get(1, &key), Some("id-2"));
+        fold(&mut key, "pc-0001");
+        assert_eq!(refs.get(1, &key), Some("id-1"));
         assert_eq!(refs.get(0, &key), None, "another field");
         assert_eq!(refs.get(7, &key), None, "a field never seen");
     }

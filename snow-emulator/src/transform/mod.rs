@@ -503,8 +503,8 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         {
             let mut key = self.reference_key.borrow_mut();
             memory::fold(&mut key, raw);
-            if let Some(id) = self.references.borrow().get(slot, &key) {
-                return Ok(Ok(Some(Value::Text(id.clone()))));
+            if let Some(id) = self.references.borrow_mut().get(slot, &key) {
+                return Ok(Ok(Some(Value::Text(id.to_owned()))));
             }
         }
         let found: Option<String> = {
@@ -654,25 +654,24 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         pm: &PreparedMap<'_>,
         values: &[Option<Value>],
     ) -> Result<Found, StoreError> {
-        let CoalesceKey {
-            key,
-            prefix_len,
-            positions,
-        } = match coalesce_key(pm, values) {
+        let CoalesceKey { key, prefix_len } = match coalesce_key(pm, values) {
             Ok(key) => key,
             Err(found) => return Ok(found),
         };
-        let Some(&first) = positions.first() else {
-            return Ok(Found::Nothing(None, None));
-        };
+        let mut keys = (pm.fields.iter())
+            .filter(|f| f.map.coalesce)
+            .filter_map(|f| values[f.col].as_ref());
+        // Asked first: a computer's installations share their first value, so the answer
+        // is at hand, and when it is "absent" the record cache need not be searched.
+        if self.prefix_absent(pm, keys.next(), &key[..prefix_len], &key)? {
+            return Ok(Found::Nothing(None, Some(key)));
+        }
         if let Some(record) = self.found.get(pm.index, &key) {
             return Ok(Found::Record(Target::new(record, Some(key)), None));
         }
-        if self.prefix_absent(pm, &values[first], &key[..prefix_len], &key)? {
-            return Ok(Found::Nothing(None, Some(key)));
-        }
-        let keys: Vec<&Value> = (positions.iter())
-            .filter_map(|&p| values[p].as_ref())
+        let keys: Vec<&Value> = (pm.fields.iter())
+            .filter(|f| f.map.coalesce)
+            .filter_map(|f| values[f.col].as_ref())
             .collect();
         Ok(
             match self.current(&pm.select_sql, pm, &keys, &pm.class_params)? {
@@ -690,21 +689,25 @@ impl<'c, 'conn> Engine<'c, 'conn> {
     fn prefix_absent(
         &self,
         pm: &PreparedMap<'_>,
-        first: &Option<Value>,
+        first: Option<&Value>,
         prefix: &str,
         key: &str,
     ) -> Result<bool, StoreError> {
         let (Some(sql), Some(first)) = (&pm.prefix_sql, first) else {
             return Ok(false);
         };
-        if !self.found.asked(pm.index, prefix) {
-            let classes = &pm.class_params;
-            let mut stmt = (self.held).get_or_init(sql, |s| held::bind_after(s, 1, classes))?;
-            stmt.raw_bind_parameter(1, first)?;
-            let present = stmt.raw_query().next()?.is_some();
-            self.found.put_prefix(pm.index, prefix, !present);
-        }
-        Ok(self.found.known_absent(pm.index, prefix, key))
+        let absent = match self.found.prefix_absent(pm.index, prefix) {
+            Some(absent) => absent,
+            None => {
+                let classes = &pm.class_params;
+                let mut stmt = (self.held).get_or_init(sql, |s| held::bind_after(s, 1, classes))?;
+                stmt.raw_bind_parameter(1, first)?;
+                let absent = stmt.raw_query().next()?.is_none();
+                self.found.put_prefix(pm.index, prefix, absent);
+                absent
+            }
+        };
+        Ok(absent && !self.found.inserted(pm.index, key))
     }
 
     /// The sys_id and current mapped values of the record a query finds by `keys` (then
@@ -907,37 +910,29 @@ fn read_tables(maps: &[PreparedMap<'_>]) -> Vec<String> {
 const NO_CHANGE: &str = "no field values changed";
 
 /// A row's coalesce key: the values folded as their columns compare them
-/// ([`found::push_key`]), the length of its first value's part, and the positions (in the
-/// map's `cols`) of the values it was made of.
+/// ([`found::push_key`]), and the length of its first value's part.
 struct CoalesceKey {
     key: String,
     prefix_len: usize,
-    positions: Vec<usize>,
 }
 
 /// The coalesce key of a row's converted `values`; `Err`: what the row finds without one
 /// (skipped for an empty coalesce value; nothing for a map without coalesce fields).
 fn coalesce_key(pm: &PreparedMap<'_>, values: &[Option<Value>]) -> Result<CoalesceKey, Found> {
-    let mut key = String::new();
+    let mut key = String::with_capacity(80);
     let mut prefix_len = None;
-    let mut positions = Vec::new();
     for field in pm.fields.iter().filter(|f| f.map.coalesce) {
         let (f, pos) = (field.map, field.col);
         match &values[pos] {
             Some(v) if *v != Value::Null => {
                 found::push_key(&mut key, v, f.case_sensitive);
                 prefix_len.get_or_insert(key.len());
-                positions.push(pos);
             }
             _ => return Err(Found::Skip(format!("coalesce field {} is empty", f.target))),
         }
     }
     match prefix_len {
-        Some(prefix_len) => Ok(CoalesceKey {
-            key,
-            prefix_len,
-            positions,
-        }),
+        Some(prefix_len) => Ok(CoalesceKey { key, prefix_len }),
         None => Err(Found::Nothing(None, None)),
     }
 }
