@@ -12,6 +12,7 @@ use anyhow::{Context, Result, anyhow};
 use rusqlite::Connection;
 
 use super::payload::{self, Records};
+use super::routing::ContextReading;
 use super::views::{Run, State, Transaction, unfinished_query};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, run_as_user, table};
 use crate::catalog::{Catalog, ImportType, Table};
@@ -58,15 +59,22 @@ pub fn process_next(store: &Store, faults: &Faults) -> Result<Option<Processed>>
 /// the transaction since the intake stored it, so the payload is still the one it read).
 /// Keeps what the engine learned.
 fn process_with_memory(store: &Store, conn: &mut Connection, t: Transaction) -> Result<Processed> {
-    let kept = store.take_kept::<Memory>();
+    let kept = store.take_kept::<Kept>();
     let read = store
         .take_handed::<Records>(&t.sys_id)
         .filter(|_| t.mod_count == 0);
-    let (processed, memory) = process_claimed(conn, store.catalog(), t, kept, read)?;
-    if let Some(memory) = memory {
-        store.keep(memory);
+    let (processed, kept) = process_claimed(conn, store.catalog(), t, kept, read)?;
+    if let Some(kept) = kept {
+        store.keep(kept);
     }
     Ok(processed)
+}
+
+/// What the worker keeps from one transaction for the next ([`Store::keep`]): the engine's
+/// caches and the properties and plugins it read, each used only while still true.
+struct Kept {
+    memory: Memory,
+    context: ContextReading,
 }
 
 /// The wire protocol's name of a transaction's import type (what faults are declared for).
@@ -192,24 +200,24 @@ fn process_claimed(
     conn: &mut Connection,
     catalog: &Catalog,
     mut t: Transaction,
-    kept: Option<Memory>,
+    kept: Option<Kept>,
     read: Option<Records>,
-) -> Result<(Processed, Option<Memory>)> {
+) -> Result<(Processed, Option<Kept>)> {
     let user = run_as_user(conn, catalog)?;
     let outcome = {
         let tx = conn.transaction()?;
         mark_claimed(&tx, catalog, &mut t, &user)?;
         match stage_and_transform(&tx, catalog, &t, &user, (kept, read)) {
-            Ok((summary, memory)) => {
+            Ok((summary, kept)) => {
                 finish(&tx, catalog, &t, State::Succeeded, &summary, &user)?;
                 tx.commit()?;
-                Ok(memory)
+                Ok(kept)
             }
             Err(e) => Err(e),
         }
     };
-    let (state, memory) = match outcome {
-        Ok(memory) => (State::Succeeded, Some(memory)),
+    let (state, kept) = match outcome {
+        Ok(kept) => (State::Succeeded, Some(kept)),
         Err(e) => {
             // Everything above was rolled back, the claim too.
             let tx = conn.transaction()?;
@@ -223,7 +231,7 @@ fn process_claimed(
         number: t.number,
         state,
     };
-    Ok((processed, memory))
+    Ok((processed, kept))
 }
 
 /// Staging rows are written with one prepared INSERT over every column of the table.
@@ -413,8 +421,8 @@ fn stage_and_transform(
     catalog: &Catalog,
     t: &Transaction,
     user: &str,
-    (kept, read): (Option<Memory>, Option<Records>),
-) -> Result<(String, Memory)> {
+    (kept, read): (Option<Kept>, Option<Records>),
+) -> Result<(String, Kept)> {
     let it = catalog
         .import_types
         .iter()
@@ -423,8 +431,10 @@ fn stage_and_transform(
     let staging = table(catalog, &it.staging_table)?;
     let mut insert = conn.prepare_cached(&staging_insert_sql(staging))?;
     let now = crate::clock::now_string();
-    let context = super::routing::engine_context(conn, catalog, user, now.clone())?;
-    let engine = Engine::new(conn, catalog, &staging.name, context, kept)?;
+    let (memory, reading) = kept.map_or((None, None), |k| (Some(k.memory), Some(k.context)));
+    let (context, reading) =
+        super::routing::engine_context_kept(conn, catalog, (user, now.clone()), reading)?;
+    let engine = Engine::new(conn, catalog, &staging.name, context, memory)?;
     let mut ctx = RowContext {
         staging,
         columns: (staging.columns.iter())
@@ -475,7 +485,11 @@ fn stage_and_transform(
     store::wrote(&staging.physical);
     let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
     let summary = summary(rows, &counts, engine.has_maps(), staging, columns.unknown);
-    Ok((summary, engine.into_memory()))
+    let kept = Kept {
+        memory: engine.into_memory(),
+        context: reading,
+    };
+    Ok((summary, kept))
 }
 
 /// A transaction's payload, read when the intake's reading of it is not at hand.

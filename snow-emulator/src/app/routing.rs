@@ -56,6 +56,23 @@ fn sam_active(conn: &Connection, catalog: &Catalog) -> Result<bool, StoreError> 
     Ok(false)
 }
 
+/// The properties and plugins as a transaction read them, kept for the next one while
+/// neither table has been written since (their write generations, taken before reading).
+/// Reading them cost a query of each table per transaction: 3 % of the worker at full
+/// scale (docs/performance.md).
+#[derive(Clone)]
+pub struct ContextReading {
+    properties: HashMap<String, String>,
+    variables: HashMap<String, String>,
+    snapshot: Vec<(String, u64)>,
+}
+
+impl ContextReading {
+    fn still_true(&self) -> bool {
+        (self.snapshot.iter()).all(|(table, g)| store::generation(table) == *g)
+    }
+}
+
 /// Reads the properties and plugins once, for one transaction.
 pub fn engine_context(
     conn: &Connection,
@@ -63,7 +80,35 @@ pub fn engine_context(
     user: &str,
     now: String,
 ) -> Result<EngineContext, StoreError> {
+    engine_context_kept(conn, catalog, (user, now), None).map(|(context, _)| context)
+}
+
+/// [`engine_context`], from `kept` while it is still true; returns the reading to keep.
+pub fn engine_context_kept(
+    conn: &Connection,
+    catalog: &Catalog,
+    (user, now): (&str, String),
+    kept: Option<ContextReading>,
+) -> Result<(EngineContext, ContextReading), StoreError> {
+    let reading = match kept.filter(ContextReading::still_true) {
+        Some(reading) => reading,
+        None => read_context(conn, catalog)?,
+    };
+    let context = EngineContext {
+        properties: reading.properties.clone(),
+        variables: reading.variables.clone(),
+        user: user.to_owned(),
+        now,
+    };
+    Ok((context, reading))
+}
+
+fn read_context(conn: &Connection, catalog: &Catalog) -> Result<ContextReading, StoreError> {
     let props = table(catalog, "sys_properties")?;
+    let plugins = table(catalog, "sys_plugins")?;
+    let snapshot = [&props.physical, &plugins.physical]
+        .map(|t| (t.clone(), store::generation(t)))
+        .to_vec();
     let all = store::parse_encoded_query("nameSTARTSWITHx_fls_flexera_fnms.");
     let properties: HashMap<String, String> = store::find(conn, props, &all, 10_000, 0)?
         .into_iter()
@@ -73,13 +118,12 @@ pub fn engine_context(
         properties.get(INSTALLATION_TABLES).map(String::as_str),
         sam_active(conn, catalog)?,
     );
-    Ok(EngineContext {
+    Ok(ContextReading {
         properties,
         variables: [("installation_target".to_owned(), target.as_str().to_owned())]
             .into_iter()
             .collect(),
-        user: user.to_owned(),
-        now,
+        snapshot,
     })
 }
 
