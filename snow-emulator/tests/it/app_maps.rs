@@ -423,6 +423,30 @@ async fn source_of_truth_properties_take_effect_for_the_next_transaction() {
     emu.stop().await;
 }
 
+/// The application staging rows in the order they were processed: by their transaction's
+/// number, then by row.
+async fn staging_rows_in_order(emu: &Emulator) -> Vec<Value> {
+    let transactions: Vec<String> = emu
+        .records("x_fls_flexera_fnms_import_transaction", "ORDERBYnumber")
+        .await
+        .iter()
+        .map(|t| t["sys_id"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    let mut rows: Vec<(usize, i64, Value)> = emu
+        .records("x_fls_flexera_fnms_application_import", "")
+        .await
+        .into_iter()
+        .map(|r| {
+            let t = r["import_transaction"]["value"].as_str().unwrap_or("?");
+            let segment = transactions.iter().position(|id| id == t);
+            let row = r["sys_import_row"].as_str().and_then(|v| v.parse().ok());
+            (segment.unwrap_or(99), row.unwrap_or(-1), r)
+        })
+        .collect();
+    rows.sort_by_key(|(segment, row, _)| (*segment, *row));
+    rows.into_iter().map(|(_, _, r)| r).collect()
+}
+
 /// An `<Applications>` document: (computer id, application id) per record.
 fn applications_xml(records: &[(&str, &str)]) -> String {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Applications>\n");
@@ -480,33 +504,10 @@ async fn installations_of_a_computer_without_any_are_inserted_once_each() {
         "one per computer and application: {pairs:?}"
     );
     assert_eq!(pairs.len(), 5, "{pairs:?}");
-    // Staging rows in order: by transaction number, then row.
-    let transactions: Vec<String> = emu
-        .records("x_fls_flexera_fnms_import_transaction", "ORDERBYnumber")
-        .await
-        .iter()
-        .map(|t| t["sys_id"].as_str().unwrap_or("?").to_owned())
+    let rows = staging_rows_in_order(&emu).await;
+    let states: Vec<&str> = (rows.iter())
+        .map(|r| r["sys_import_state"].as_str().unwrap_or("?"))
         .collect();
-    let mut rows: Vec<(usize, i64, String)> = emu
-        .records("x_fls_flexera_fnms_application_import", "")
-        .await
-        .iter()
-        .map(|r| {
-            let t = r["import_transaction"]["value"].as_str().unwrap_or("?");
-            let row: i64 = r["sys_import_row"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(-1);
-            let state = r["sys_import_state"].as_str().unwrap_or("?").to_owned();
-            (
-                transactions.iter().position(|id| id == t).unwrap_or(99),
-                row,
-                state,
-            )
-        })
-        .collect();
-    rows.sort();
-    let states: Vec<&str> = rows.iter().map(|(_, _, s)| s.as_str()).collect();
     assert_eq!(
         states,
         [
@@ -596,27 +597,12 @@ async fn a_model_left_unchanged_is_still_updated_by_other_values_or_after_an_edi
     send(3, true, vec![("1", "B"), ("2", "A"), ("1", "B")]).await;
     assert_eq!(model_name().await, "B", "back to B after A");
     emu.wait_run(&token, APPLICATION_RUN).await;
-    let transactions: Vec<String> = emu
-        .records("x_fls_flexera_fnms_import_transaction", "ORDERBYnumber")
-        .await
-        .iter()
-        .map(|t| t["sys_id"].as_str().unwrap_or("?").to_owned())
+    let rows = staging_rows_in_order(&emu).await;
+    // The Software Model map's note, the first of each row's comment.
+    let comments: Vec<String> = (rows.iter())
+        .map(|r| r["sys_import_state_comment"].as_str().unwrap_or("?"))
+        .map(|c| c.split("; ").next().unwrap_or("?").to_owned())
         .collect();
-    let mut rows: Vec<(usize, i64, String)> = emu
-        .records("x_fls_flexera_fnms_application_import", "")
-        .await
-        .iter()
-        .map(|r| {
-            let comment = r["sys_import_state_comment"].as_str().unwrap_or("?");
-            let model = comment.split("; ").next().unwrap_or("?").to_owned();
-            let row = r["sys_import_row"].as_str().and_then(|v| v.parse().ok());
-            let t = r["import_transaction"]["value"].as_str().unwrap_or("?");
-            let segment = transactions.iter().position(|id| id == t);
-            (segment.unwrap_or(99), row.unwrap_or(-1), model)
-        })
-        .collect();
-    rows.sort();
-    let comments: Vec<String> = rows.into_iter().map(|(_, _, c)| c).collect();
     let unchanged = "ignored (no field values changed)";
     assert_eq!(
         comments,

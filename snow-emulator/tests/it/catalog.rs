@@ -29,6 +29,21 @@ fn catalog_copy() -> (tempfile::TempDir, PathBuf) {
     (dir, catalog)
 }
 
+/// An instance on `catalog` with the golden inventory imported, and a token.
+async fn start_with_inventory(catalog: PathBuf) -> (Emulator, String) {
+    let emu = Emulator::start_with(Config {
+        catalog_dir: Some(catalog),
+        ..Default::default()
+    })
+    .await;
+    let token = emu.token().await;
+    emu.fnms(&token, &fixture_json("requests/inventory_export.json"))
+        .await;
+    emu.wait_run(&token, "11111111-1111-4111-8111-111111111111")
+        .await;
+    (emu, token)
+}
+
 #[tokio::test]
 async fn an_edited_catalog_changes_tables_and_maps() {
     let (_dir, catalog) = catalog_copy();
@@ -56,16 +71,7 @@ async fn an_edited_catalog_changes_tables_and_maps() {
     );
     std::fs::write(&maps, text).expect("write");
 
-    let emu = Emulator::start_with(Config {
-        catalog_dir: Some(catalog),
-        ..Default::default()
-    })
-    .await;
-    let token = emu.token().await;
-    emu.fnms(&token, &fixture_json("requests/inventory_export.json"))
-        .await;
-    emu.wait_run(&token, "11111111-1111-4111-8111-111111111111")
-        .await;
+    let (emu, _token) = start_with_inventory(catalog).await;
     let vm = &emu
         .records("cmdb_ci_computer", "u_host_name=LON-ESX-01")
         .await;
@@ -172,16 +178,7 @@ async fn an_unresolved_reference_is_looked_up_again_on_a_row_with_the_same_value
         &format!("{anchor}condition = [ {{ field = \"u_computerid\", equals = \"2\" }} ]\n"),
     );
     std::fs::write(&maps, text).expect("write");
-    let emu = Emulator::start_with(Config {
-        catalog_dir: Some(catalog),
-        ..Default::default()
-    })
-    .await;
-    let token = emu.token().await;
-    emu.fnms(&token, &fixture_json("requests/inventory_export.json"))
-        .await;
-    emu.wait_run(&token, "11111111-1111-4111-8111-111111111111")
-        .await;
+    let (emu, token) = start_with_inventory(catalog).await;
     let run = "33333333-3333-4333-8333-333333333333";
     let record = |computer: &str| {
         format!(
