@@ -16,11 +16,15 @@
 //! the discovery model) first asks whether any record has the key's first value, once, and
 //! remembers when none has. A computer's twenty installations then cost one lookup instead of
 //! twenty. The keys the map itself inserts under such a prefix are remembered too, so a second
-//! row with the same key still finds the record the first one made.
+//! row with the same key still finds the record the first one made. They are remembered by
+//! their 64-bit hash, not their text (an installation's key is two sys_ids long, and a full
+//! export inserts two million): two keys sharing a hash only cost the second one a lookup
+//! that finds nothing, never a wrong answer.
 
 use std::cell::RefCell;
 // foldhash, not std's SipHash: the keys are the engine's own, hashed several times a row.
 use foldhash::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use rusqlite::types::Value;
@@ -43,8 +47,9 @@ pub struct FoundCache {
     /// For each map, first coalesce values (folded like keys) it asked about: `true` when no
     /// record had it.
     absent: Vec<RefCell<HashMap<String, bool>>>,
-    /// For each map, the keys it inserted since (those records exist after all).
-    inserted: Vec<RefCell<HashSet<String>>>,
+    /// For each map, the hashes of the keys it inserted since (those records exist after
+    /// all).
+    inserted: Vec<RefCell<HashSet<u64>>>,
     /// For each map, the last first value looked up in `absent`, and the answer.
     last_prefix: Vec<RefCell<Option<(String, bool)>>>,
     /// For each map, the other maps writing the same physical table.
@@ -126,9 +131,10 @@ impl FoundCache {
         Some(absent)
     }
 
-    /// Whether map `map` inserted a record under `key` since it last asked.
+    /// Whether map `map` may have inserted a record under `key` since it last asked: true
+    /// also for another key with the same hash, which then costs a lookup, nothing more.
     pub fn inserted(&self, map: usize, key: &str) -> bool {
-        self.inserted[map].borrow().contains(key)
+        self.inserted[map].borrow().contains(&key_hash(key))
     }
 
     /// Remembers whether a record of map `map`'s table has the first value `prefix`.
@@ -143,7 +149,7 @@ impl FoundCache {
     }
 
     /// Map `map` inserted a record under `key`: it is no longer absent.
-    pub fn put_inserted(&self, map: usize, key: String) {
+    pub fn put_inserted(&self, map: usize, key: &str) {
         if self.absent[map].borrow().is_empty() {
             return;
         }
@@ -153,7 +159,7 @@ impl FoundCache {
             self.absent[map].borrow_mut().clear();
             self.last_prefix[map].borrow_mut().take();
         }
-        inserted.insert(key);
+        inserted.insert(key_hash(key));
     }
 
     /// Map `map` wrote its table: the other maps writing that table forget what they found
@@ -166,6 +172,11 @@ impl FoundCache {
             self.last_prefix[j].borrow_mut().take();
         }
     }
+}
+
+/// A key's hash for [`FoundCache::inserted`]: the same in every engine of the process.
+fn key_hash(key: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0).hash_one(key)
 }
 
 /// Adds one value to the cache key of a coalesce lookup: the value with its type, text
@@ -270,7 +281,7 @@ mod tests {
         cache.put_prefix(0, "p", true);
         assert!(cache.known_absent(0, "p", "p/a"));
         assert!(!cache.known_absent(0, "q", "q/a"), "another prefix");
-        cache.put_inserted(0, "p/a".into());
+        cache.put_inserted(0, "p/a");
         assert!(
             !cache.known_absent(0, "p", "p/a"),
             "inserted since: look it up"

@@ -46,6 +46,20 @@ impl References {
         Some(id)
     }
 
+    /// `sys_id` is what the field holds the value `folded` for, learned otherwise than by
+    /// looking it up (the record a map of the same row found): kept as the field's last
+    /// value only, which the row's own references ask next.
+    pub fn note_last(&mut self, slot: usize, folded: &str, sys_id: &str) {
+        if self.last.len() <= slot {
+            self.last.resize_with(slot + 1, Default::default);
+        }
+        let (value, id) = &mut self.last[slot];
+        value.clear();
+        value.push_str(folded);
+        id.clear();
+        id.push_str(sys_id);
+    }
+
     pub fn put(&mut self, slot: usize, folded: &str, sys_id: String) {
         if self.by_field.len() <= slot {
             self.by_field.resize_with(slot + 1, Default::default);

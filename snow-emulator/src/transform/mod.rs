@@ -24,13 +24,16 @@ pub use context::{EngineContext, RowState};
 pub use memory::Memory;
 pub use row::{PositionalRow, SourceRow};
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use crate::catalog::{Catalog, ChoiceAction, Column, Converter, FieldMap, Table, TransformMap};
+use crate::catalog::{
+    Catalog, ChoiceAction, Column, ColumnType, Converter, FieldMap, Table, TransformMap,
+};
 use crate::store::{
     self, StoreError, class_filter_unindexed as class_filter, new_sys_id, next_number, quote,
     to_sql,
@@ -95,6 +98,17 @@ struct PreparedMap<'c> {
     /// Positions (in `cols`) of references left out when unresolved (`choice_action =
     /// ignore`): a row that left one out is not remembered as unchanged.
     may_resolve_later: Vec<usize>,
+    /// The reference this map's result answers for the rest of the row (see
+    /// [`answered_references`]).
+    answers: Option<Answers>,
+}
+
+/// A map whose record is the one a reference of a later map resolves to: `field` (in the
+/// map's `fields`), its one coalesce field, is the referenced field of reference `slot`.
+#[derive(Debug, Clone, Copy)]
+struct Answers {
+    field: usize,
+    slot: usize,
 }
 
 /// Whether the same source values always convert to the same field values for `map`, so a
@@ -173,6 +187,7 @@ impl<'c> PreparedMap<'c> {
                 .filter(|f| f.map.choice_action == ChoiceAction::Ignore)
                 .map(|f| f.col)
                 .collect(),
+            answers: None,
             ident: map
                 .identification
                 .as_ref()
@@ -324,6 +339,9 @@ pub struct Engine<'c, 'conn> {
     /// The current row's source values for the map being applied, joined (see
     /// [`Engine::unchanged_by_memo`]), reused.
     raw: RefCell<String>,
+    /// The coalesce key a row is looked up by in the unchanged-row memo, reused: the model
+    /// maps ask it on every installation.
+    memo_key: RefCell<String>,
     /// Records found by coalesce keys in this transaction (see [`found`]).
     found: found::FoundCache,
     /// Physical tables the two caches read (map targets, referenced tables).
@@ -364,6 +382,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             )?);
         }
         let reference_lookups = number_references(&mut maps, &mut slots);
+        answered_references(&mut maps);
         let physical: Vec<&str> = maps.iter().map(|m| m.target.physical.as_str()).collect();
         let names: Vec<String> = maps.iter().map(|m| m.map.name.clone()).collect();
         let (references, found) = kept
@@ -379,6 +398,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             reference_lookups,
             reference_key: RefCell::default(),
             raw: RefCell::default(),
+            memo_key: RefCell::default(),
         })
     }
 
@@ -407,7 +427,10 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 continue;
             }
             let (state, sys_id, note) = match self.apply(pm, row)? {
-                Ok(r) => r,
+                Ok(r) => {
+                    self.answer_references(pm, row, &r.1);
+                    r
+                }
                 Err(why) => {
                     add_note(&mut comment, &pm.map.name, &["error: ", &why]);
                     outcome.error = why;
@@ -436,6 +459,26 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             comment
         };
         Ok(outcome)
+    }
+
+    /// Tells the resolved references what map `pm` found or inserted for this row
+    /// (`sys_id`, empty when nothing), if a later reference asks for that same record: the
+    /// row's installation then resolves its models without looking them up.
+    fn answer_references(&self, pm: &PreparedMap<'_>, row: &dyn SourceRow, sys_id: &str) {
+        let Some(Answers { field, slot }) = pm.answers else {
+            return;
+        };
+        let field = &pm.fields[field];
+        let raw = (field.map.source.as_deref()).and_then(|s| row.get_at(s, field.source_pos));
+        let Some(raw) = raw
+            .map(str::trim)
+            .filter(|r| !r.is_empty() && !sys_id.is_empty())
+        else {
+            return;
+        };
+        let mut key = self.reference_key.borrow_mut();
+        memory::fold(&mut key, raw);
+        self.references.borrow_mut().note_last(slot, &key, sys_id);
     }
 
     /// Converts one field map's source value. `Ok(None)`: leave the target as it is.
@@ -567,7 +610,9 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         let (existing, note) = match self.find_target(pm, row, &values)? {
             Found::Record(record, note) => (Ok(record), note),
             Found::Nothing(note, key) => (Err(key), note),
-            Found::Skip(note) => return Ok(Ok((RowState::Skipped, String::new(), Some(note)))),
+            Found::Skip(note) => {
+                return Ok(Ok((RowState::Skipped, String::new(), Some(note.into()))));
+            }
         };
         Ok(Ok(match existing {
             Ok(record) => self.update(pm, record, values, note)?,
@@ -584,7 +629,11 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 String::new(),
                 Some(join_note(note, "inserts disabled by property")),
             ),
-            Err(key) => (RowState::Inserted, self.insert(pm, values, key)?, note),
+            Err(key) => (
+                RowState::Inserted,
+                self.insert(pm, values, key)?,
+                note.map(Cow::Owned),
+            ),
         }))
     }
 
@@ -615,12 +664,13 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 Err(_) => return Ok(None),
             }
         }
-        let Ok(key) = coalesce_key(pm, values) else {
+        let mut key = self.memo_key.borrow_mut();
+        if coalesce_key(pm, values, &mut key).is_err() {
             return Ok(None);
-        };
-        let hit = self.found.unchanged(pm.index, &key.key, &raw);
+        }
+        let hit = self.found.unchanged(pm.index, &key, &raw);
         Ok(hit.map(|sys_id| {
-            let note = Some(NO_CHANGE.to_owned());
+            let note = Some(Cow::Borrowed(NO_CHANGE));
             (RowState::Ignored, sys_id, note)
         }))
     }
@@ -654,8 +704,9 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         pm: &PreparedMap<'_>,
         values: &[Option<Value>],
     ) -> Result<Found, StoreError> {
-        let CoalesceKey { key, prefix_len } = match coalesce_key(pm, values) {
-            Ok(key) => key,
+        let mut key = String::with_capacity(80);
+        let prefix_len = match coalesce_key(pm, values, &mut key) {
+            Ok(prefix_len) => prefix_len,
             Err(found) => return Ok(found),
         };
         let mut keys = (pm.fields.iter())
@@ -778,7 +829,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             self.found
                 .put(pm.index, key, Arc::new((sys_id.clone(), updated)));
         }
-        Ok((RowState::Updated, sys_id.clone(), note))
+        Ok((RowState::Updated, sys_id.clone(), note.map(Cow::Owned)))
     }
 
     /// Inserts the row's record: the mapped values, the system columns, the defaults. `key`:
@@ -819,7 +870,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         store::wrote(&pm.target.physical);
         self.found.wrote(pm.index);
         if let Some(key) = key {
-            self.found.put_inserted(pm.index, key);
+            self.found.put_inserted(pm.index, &key);
         }
         Ok(sys_id)
     }
@@ -851,6 +902,42 @@ fn number_references<'c>(
     (seen.into_iter())
         .map(|(table, field)| ReferenceLookup::new(table, field, slots))
         .collect()
+}
+
+/// Marks the maps whose record a reference of the engine resolves to ([`Answers`]): a map
+/// coalescing on one plain text field F of its target T, when a reference looks records of
+/// T up by F. Both then run the same query (`F = value` under T's class filter, first
+/// match), so the record the map found, updated or inserted for a row is the one that
+/// reference finds for the same value.
+fn answered_references(maps: &mut [PreparedMap<'_>]) {
+    let references: Vec<(&str, &str, usize)> = (maps.iter())
+        .flat_map(|m| m.fields.iter())
+        .filter_map(|f| match (f.referenced, &f.map.converter) {
+            (Some(t), Converter::Reference { field, .. }) => {
+                Some((t.name.as_str(), field.as_str(), f.reference_slot))
+            }
+            _ => None,
+        })
+        .collect();
+    let answers: Vec<Option<Answers>> = (maps.iter())
+        .map(|m| {
+            let mut coalesce = m.fields.iter().enumerate().filter(|(_, f)| f.map.coalesce);
+            let (Some((field, f)), None) = (coalesce.next(), coalesce.next()) else {
+                return None;
+            };
+            let plain = m.ident.is_none()
+                && matches!(f.map.converter, Converter::None)
+                && !f.map.case_sensitive
+                && m.cols[f.col].kind == ColumnType::String;
+            let asked =
+                |(t, name, _): &&(&str, &str, usize)| *t == m.target.name && *name == f.map.target;
+            let slot = references.iter().find(asked).map(|r| r.2);
+            slot.filter(|_| plain).map(|slot| Answers { field, slot })
+        })
+        .collect();
+    for (m, answers) in maps.iter_mut().zip(answers) {
+        m.answers = answers;
+    }
 }
 
 /// The query finding a referenced record by one field's value, and its class names.
@@ -909,36 +996,35 @@ fn read_tables(maps: &[PreparedMap<'_>]) -> Vec<String> {
 /// The note of an update that changes nothing (ServiceNow's "ignored").
 const NO_CHANGE: &str = "no field values changed";
 
-/// A row's coalesce key: the values folded as their columns compare them
-/// ([`found::push_key`]), and the length of its first value's part.
-struct CoalesceKey {
-    key: String,
-    prefix_len: usize,
-}
-
-/// The coalesce key of a row's converted `values`; `Err`: what the row finds without one
-/// (skipped for an empty coalesce value; nothing for a map without coalesce fields).
-fn coalesce_key(pm: &PreparedMap<'_>, values: &[Option<Value>]) -> Result<CoalesceKey, Found> {
-    let mut key = String::with_capacity(80);
+/// Writes a row's coalesce key into `key`: the converted `values` folded as their columns
+/// compare them ([`found::push_key`]). Returns the length of its first value's part; `Err`:
+/// what the row finds without one (skipped for an empty coalesce value; nothing for a map
+/// without coalesce fields).
+fn coalesce_key(
+    pm: &PreparedMap<'_>,
+    values: &[Option<Value>],
+    key: &mut String,
+) -> Result<usize, Found> {
+    key.clear();
     let mut prefix_len = None;
     for field in pm.fields.iter().filter(|f| f.map.coalesce) {
         let (f, pos) = (field.map, field.col);
         match &values[pos] {
             Some(v) if *v != Value::Null => {
-                found::push_key(&mut key, v, f.case_sensitive);
+                found::push_key(key, v, f.case_sensitive);
                 prefix_len.get_or_insert(key.len());
             }
             _ => return Err(Found::Skip(format!("coalesce field {} is empty", f.target))),
         }
     }
-    match prefix_len {
-        Some(prefix_len) => Ok(CoalesceKey { key, prefix_len }),
-        None => Err(Found::Nothing(None, None)),
-    }
+    prefix_len.ok_or(Found::Nothing(None, None))
 }
 
 /// One map's result on one row: state, target sys_id, note for the row's comment.
-type Applied = (RowState, String, Option<String>);
+type Applied = (RowState, String, Option<Note>);
+
+/// A map's note for the row's comment: most are one of a few constant texts, not copied.
+type Note = Cow<'static, str>;
 
 /// The record a row maps to (its sys_id and the current values of the map's columns), and
 /// the found-record cache key it was found by (none when found by identification).
@@ -961,10 +1047,10 @@ enum Found {
     Skip(String),
 }
 
-fn join_note(note: Option<String>, more: &str) -> String {
+fn join_note(note: Option<String>, more: &'static str) -> Note {
     match note {
-        Some(n) => format!("{n}; {more}"),
-        None => more.to_owned(),
+        Some(n) => Cow::Owned(format!("{n}; {more}")),
+        None => Cow::Borrowed(more),
     }
 }
 

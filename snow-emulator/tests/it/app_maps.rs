@@ -614,3 +614,90 @@ async fn a_model_left_unchanged_is_still_updated_by_other_values_or_after_an_edi
     );
     emu.stop().await;
 }
+
+/// The sys_id a reference field holds, as the Table API shows it.
+fn reference_of(record: &Value, field: &str) -> String {
+    (record[field]["value"].as_str())
+        .or_else(|| record[field].as_str())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// An installation's models are the records the model maps found, updated or inserted for
+/// its row (the engine hands them on instead of looking them up again): a model inserted by
+/// the row, one found in another case of its application id, one edited by the row, and,
+/// where two models share an application id, the one the model map updated.
+#[tokio::test]
+async fn an_installation_points_at_the_models_its_own_row_found_or_made() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    golden(&emu, &token, "inventory_export", "", true).await;
+    let model =
+        |app: &str, name: &str| json!({"x_fls_flexera_fnms_application_id": app, "name": name});
+    let upper = create(&emu, "cmdb_software_product_model", &model("ABC-7", "Old")).await;
+    let first = create(&emu, "cmdb_software_product_model", &model("908", "First")).await;
+    let second = create(&emu, "cmdb_software_product_model", &model("908", "Second")).await;
+    let records = [
+        ("1", "907"),
+        ("2", "907"),
+        ("1", "abc-7"),
+        ("2", "908"),
+        ("1", "908"),
+    ];
+    let body = segment(
+        &uuid::Uuid::new_v4().to_string(),
+        "application_export",
+        APPLICATION_RUN,
+        1,
+        true,
+        &applications_xml(&records),
+        records.len() as i64,
+    );
+    assert_eq!(emu.fnms(&token, &body).await["returnCode"], 0);
+    emu.wait_run(&token, APPLICATION_RUN).await;
+
+    let models = emu.records("cmdb_software_product_model", "").await;
+    let updated: Vec<&Value> = (models.iter())
+        .filter(|m| m["x_fls_flexera_fnms_application_id"] == "908" && m["name"] == "App 908")
+        .collect();
+    assert_eq!(
+        updated.len(),
+        1,
+        "one of the two 908 models updated: {models:?}"
+    );
+    let updated_908 = updated[0]["sys_id"].as_str().unwrap_or("?");
+    assert!([first.as_str(), second.as_str()].contains(&updated_908));
+    let inserted_907 = (models.iter())
+        .find(|m| m["x_fls_flexera_fnms_application_id"] == "907")
+        .and_then(|m| m["sys_id"].as_str())
+        .expect("the 907 model inserted");
+    let discovery = emu.records("cmdb_sam_sw_discovery_model", "").await;
+    let installs = emu.records("cmdb_sam_sw_install", "").await;
+    assert_eq!(installs.len(), records.len(), "{installs:?}");
+    for i in &installs {
+        let app = i["display_name"]
+            .as_str()
+            .unwrap_or("?")
+            .trim_start_matches("App ");
+        let expected = match app {
+            "907" => inserted_907,
+            "abc-7" => upper.as_str(),
+            "908" => updated_908,
+            other => panic!("unexpected installation of {other}"),
+        };
+        assert_eq!(reference_of(i, "software_model"), expected, "{i}");
+        let discovery_model = (discovery.iter())
+            .find(|d| d["sys_id"].as_str() == Some(reference_of(i, "discovery_model").as_str()))
+            .unwrap_or_else(|| panic!("no discovery model for {i}"));
+        let same_app = discovery_model["x_fls_flexera_fnms_application_id"]
+            .as_str()
+            .is_some_and(|a| a.eq_ignore_ascii_case(app));
+        assert!(same_app, "{discovery_model} for {i}");
+        assert_eq!(
+            reference_of(discovery_model, "model"),
+            expected,
+            "{discovery_model}"
+        );
+    }
+    emu.stop().await;
+}
