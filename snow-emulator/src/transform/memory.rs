@@ -32,32 +32,19 @@ pub struct References {
 
 impl References {
     pub fn get(&mut self, slot: usize, folded: &str) -> Option<&str> {
-        if self.last.len() <= slot {
-            self.last.resize_with(slot + 1, Default::default);
-        }
-        let (value, id) = &mut self.last[slot];
-        if value != folded || value.is_empty() {
+        let last = last_of(&mut self.last, slot);
+        if last.0 != folded || last.0.is_empty() {
             let found = self.by_field.get(slot)?.get(folded)?;
-            value.clear();
-            value.push_str(folded);
-            id.clear();
-            id.push_str(found);
+            set_last(last, folded, found);
         }
-        Some(id)
+        Some(&last.1)
     }
 
     /// `sys_id` is what the field holds the value `folded` for, learned otherwise than by
     /// looking it up (the record a map of the same row found): kept as the field's last
     /// value only, which the row's own references ask next.
     pub fn note_last(&mut self, slot: usize, folded: &str, sys_id: &str) {
-        if self.last.len() <= slot {
-            self.last.resize_with(slot + 1, Default::default);
-        }
-        let (value, id) = &mut self.last[slot];
-        value.clear();
-        value.push_str(folded);
-        id.clear();
-        id.push_str(sys_id);
+        set_last(last_of(&mut self.last, slot), folded, sys_id);
     }
 
     pub fn put(&mut self, slot: usize, folded: &str, sys_id: String) {
@@ -71,6 +58,22 @@ impl References {
         }
         known.insert(folded.into(), sys_id);
     }
+}
+
+/// Field `slot`'s last value and sys_id (empty until it has one).
+fn last_of(last: &mut Vec<(String, String)>, slot: usize) -> &mut (String, String) {
+    if last.len() <= slot {
+        last.resize_with(slot + 1, Default::default);
+    }
+    &mut last[slot]
+}
+
+/// Makes `folded` → `sys_id` a field's last value, reusing its buffers.
+fn set_last((value, id): &mut (String, String), folded: &str, sys_id: &str) {
+    value.clear();
+    value.push_str(folded);
+    id.clear();
+    id.push_str(sys_id);
 }
 
 /// `value` folded like SQLite's NOCASE (ASCII letters only), written into `key`: a buffer
