@@ -56,7 +56,7 @@ pub async fn fnmstosn(
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the segment failed: {e}")))?;
-    let store = state.store.clone();
+    let (store, worker) = (state.store.clone(), state.worker.clone());
     let reply = state
         .store
         .call(move |conn, catalog| {
@@ -73,14 +73,16 @@ pub async fn fnmstosn(
             {
                 store.hand_over(sys_id, read);
             }
+            // Woken from here, not after this task's end, so the worker (waiting on its own
+            // thread) starts as soon as the lock is free. It may start on the transaction
+            // before the log is synced: its own commits come later in the same log, so a
+            // power cut cannot keep them and lose this one.
+            if reply.as_ref().is_ok_and(|r| r.queued) {
+                worker.wake();
+            }
             reply
         })
         .await?;
-    // The worker may start on the transaction before the log is synced: its own commits
-    // come later in the same log, so a power cut cannot keep them and lose this one.
-    if reply.as_ref().is_ok_and(|r| r.queued) {
-        state.worker.wake();
-    }
     let reply = if writes {
         let store = state.store.clone();
         let synced = tokio::task::spawn_blocking(move || store.sync_log())
