@@ -182,13 +182,12 @@ fn mark_claimed(
         store::update(conn, transactions, &t.sys_id, &state, user)?;
         t.state = State::Processing;
     }
-    conn.execute(
-        &format!(
-            "UPDATE {} SET state = ?1 WHERE state = ?2 AND sys_id != ?3",
-            quote(&transactions.physical)
-        ),
-        [State::Waiting.as_str(), State::New.as_str(), &t.sys_id],
-    )?;
+    // Cached: it runs once per transaction.
+    conn.prepare_cached(&format!(
+        "UPDATE {} SET state = ?1 WHERE state = ?2 AND sys_id != ?3",
+        quote(&transactions.physical)
+    ))?
+    .execute([State::Waiting.as_str(), State::New.as_str(), &t.sys_id])?;
     store::wrote(&transactions.physical);
     Ok(())
 }
