@@ -77,7 +77,6 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        let mut worked = false;
         if !control.paused() {
             let (s, f, c, stop) = (
                 store.clone(),
@@ -86,7 +85,7 @@ pub async fn run(
                 shutdown.clone(),
             );
             match tokio::task::spawn_blocking(move || drain(&s, &f, &c, &stop)).await {
-                Ok(Ok(did)) => worked = did,
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "worker failed"),
                 Err(e) => {
                     // A bug, not bad input: fail the transaction rather than retry it forever.
@@ -100,9 +99,7 @@ pub async fn run(
                 }
             }
         }
-        if worked {
-            continue;
-        }
+        // A drain returns only once there is no work (or it is paused or stopping).
         tokio::select! {
             _ = control.notify.notified() => {}
             _ = shutdown.changed() => {}
@@ -112,24 +109,21 @@ pub async fn run(
 }
 
 /// Processes transactions one at a time while there are any and the worker is neither
-/// paused nor shutting down; when there is none, waits up to [`LINGER`] for one. Returns
-/// whether it processed any.
+/// paused nor shutting down; when there is none, waits up to [`LINGER`] for one, then
+/// returns.
 fn drain(
     store: &Store,
     faults: &Faults,
     control: &WorkerControl,
     stop: &watch::Receiver<bool>,
-) -> anyhow::Result<bool> {
-    let mut worked = false;
+) -> anyhow::Result<()> {
     while !control.paused() && !*stop.borrow() {
         let seen = control.wakes();
-        if process::process_next(store, faults)?.is_some() {
-            worked = true;
-        } else if !control.wait(seen, LINGER) {
+        if process::process_next(store, faults)?.is_none() && !control.wait(seen, LINGER) {
             break;
         }
     }
-    Ok(worked)
+    Ok(())
 }
 
 #[cfg(test)]
