@@ -234,7 +234,7 @@ impl MatchOutcome {
 }
 
 /// One key of an identification rule: a predicate on a target record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatchKey {
     /// `column` equals the source value (case-insensitive).
     Equals { column: String, source: String },
