@@ -64,10 +64,19 @@ pub fn migrate(conn: &Connection, catalog: &Catalog) -> Result<()> {
                 ))?;
             }
         }
+        // A column that leads an index over a coalesce key is served by that index; its own
+        // would only cost a B-tree insertion more per record (dropped from older files too).
+        let leads_key = |c: &Column| table.key_indexes.iter().any(|k| k.first() == Some(&c.name));
+        for c in table.columns.iter().filter(|c| c.index && leads_key(c)) {
+            conn.execute_batch(&format!(
+                "DROP INDEX IF EXISTS {}",
+                quote(&format!("idx_{}_{}", table.name, c.name))
+            ))?;
+        }
         let mut indexed: Vec<(String, String)> = table
             .columns
             .iter()
-            .filter(|c| c.index && !c.out_of_row)
+            .filter(|c| c.index && !c.out_of_row && !leads_key(c))
             .map(|c| (c.name.clone(), quote(&c.name)))
             .collect();
         if table.has_subclasses {
@@ -129,6 +138,48 @@ mod tests {
         assert!(
             plan.contains("idx_cmdb_sam_sw_install_installed_on_discovery_model")
                 && plan.contains("installed_on=? AND discovery_model=?"),
+            "{plan}"
+        );
+    }
+
+    /// The Serial Number table's `serial_number` leads its coalesce index: looking a serial
+    /// number up uses that index, and no index of its own is kept beside it.
+    #[test]
+    fn a_column_leading_a_coalesce_index_gets_no_index_of_its_own() {
+        let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.sqlite");
+        let path = path.to_str().expect("utf-8");
+        {
+            // A file from before: the column's own index exists.
+            let store = crate::store::Store::open(path, catalog.clone()).expect("store");
+            store
+                .lock()
+                .execute_batch(
+                    "CREATE INDEX idx_cmdb_serial_number_serial_number \
+                     ON cmdb_serial_number (serial_number)",
+                )
+                .expect("old index");
+        }
+        let store = crate::store::Store::open(path, catalog).expect("reopen");
+        let conn = store.lock();
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_list('cmdb_serial_number') WHERE origin = 'c'")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("indexes");
+        assert!(
+            !indexes.contains(&"idx_cmdb_serial_number_serial_number".to_owned()),
+            "{indexes:?}"
+        );
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT cmdb_ci FROM cmdb_serial_number WHERE serial_number = ?1",
+                ["a"],
+                |r| r.get(3),
+            )
+            .expect("plan");
+        assert!(
+            plan.contains("idx_cmdb_serial_number_serial_number_cmdb_ci"),
             "{plan}"
         );
     }
