@@ -238,7 +238,8 @@ impl Records {
     /// Reads a segment (refused as [`parse`] refuses it).
     pub fn read(data: &str, root: &str, record: &str) -> Result<Self, String> {
         let mut out = Self::default();
-        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        // foldhash, not SipHash: asked once per field of every record.
+        let mut index: foldhash::HashMap<String, usize> = Default::default();
         parse(data, root, record, |fields| {
             for (name, text) in fields {
                 let n = match index.get(name) {

@@ -447,7 +447,8 @@ fn stage_and_transform(
     bind_constants(&mut insert, &ctx)?;
     let mut columns = ColumnsOf::new(staging);
     let mut row = PositionalRow::new(staging);
-    let mut counts: HashMap<RowState, usize> = HashMap::new();
+    // foldhash, not SipHash: counted once a row.
+    let mut counts: foldhash::HashMap<RowState, usize> = Default::default();
     let mut failure: Option<anyhow::Error> = None;
     let mut each = |record: &mut dyn Iterator<Item = (&str, &str)>| {
         columns.fill(&mut row, record);
@@ -500,7 +501,7 @@ fn payload_of(conn: &Connection, catalog: &Catalog, t: &Transaction) -> Result<S
 /// The transaction's message: what happened to its rows.
 fn summary(
     rows: usize,
-    counts: &HashMap<RowState, usize>,
+    counts: &foldhash::HashMap<RowState, usize>,
     has_maps: bool,
     staging: &Table,
     unknown: BTreeSet<String>,

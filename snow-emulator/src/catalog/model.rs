@@ -1,6 +1,6 @@
 //! The resolved catalog: inheritance flattened, storage decided, maps validated.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Column types (ServiceNow's internal type names where they exist).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,8 @@ pub struct Table {
     pub list: Vec<String>,
     /// System, inherited and own columns.
     pub columns: Vec<Column>,
-    pub(crate) index: HashMap<String, usize>,
+    /// foldhash, not SipHash: the worker asks it for a column several times a row.
+    pub(crate) index: foldhash::HashMap<String, usize>,
 }
 
 impl Table {
