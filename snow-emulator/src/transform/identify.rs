@@ -35,7 +35,8 @@ pub struct PreparedIdent<'c> {
     has_lookup: Vec<bool>,
     /// Whether any record has one of the row's lookup values (see the module's comment).
     precheck: Option<Sql>,
-    /// Queries run so far (pre-checks included): what the pre-check saves is measured by it.
+    /// Queries run so far (pre-checks included), counted always and read by the tests that
+    /// check what the pre-check saves; outside tests it costs one increment per query.
     asked: Cell<u64>,
 }
 
