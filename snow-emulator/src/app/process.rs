@@ -211,14 +211,10 @@ fn process_claimed(
         let tx = conn.transaction()?;
         mark_claimed(&tx, catalog, &mut t, &user)?;
         match stage_and_transform((&tx, writer), catalog, &t, &user, (kept, read)) {
-            Ok((summary, kept, staged)) => {
+            Ok((summary, kept)) => {
                 finish(&tx, catalog, &t, State::Succeeded, &summary, &user)?;
-                // The staging rows are committed first (see the module's documentation);
-                // failing that, this transaction is rolled back and marked failed below.
-                staged.wait().map(|()| kept).and_then(|kept| {
-                    tx.commit()?;
-                    Ok(kept)
-                })
+                tx.commit()?;
+                Ok(kept)
             }
             Err(e) => Err(e),
         }
@@ -444,7 +440,7 @@ fn stage_and_transform(
     t: &Transaction,
     user: &str,
     (kept, read): (Option<Kept>, Option<Records>),
-) -> Result<(String, Kept, store::Committing)> {
+) -> Result<(String, Kept)> {
     let it = catalog
         .import_types
         .iter()
@@ -508,14 +504,14 @@ fn stage_and_transform(
         return Err(e);
     }
     let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
-    let staged = bulk.end()?;
+    bulk.commit()?;
     store::wrote(&staging.physical);
     let summary = summary(rows, &counts, engine.has_maps(), staging, columns.unknown);
     let kept = Kept {
         memory: engine.into_memory(),
         context: reading,
     };
-    Ok((summary, kept, staged))
+    Ok((summary, kept))
 }
 
 /// A transaction's payload, read when the intake's reading of it is not at hand.

@@ -5,9 +5,8 @@
 //! take that file's lock and log, so the rows are written on the other core while the caller
 //! goes on with its transaction in the main file (docs/performance.md, sixth round).
 //!
-//! A [`BulkInsert`] queues rows in batches; [`BulkInsert::end`] asks the thread to commit
-//! them and [`Committing::wait`] waits until it has. The caller commits its own transaction
-//! after that, so a crash in
+//! A [`BulkInsert`] queues rows in batches; [`BulkInsert::commit`] waits until the thread
+//! has committed them. The caller commits its own transaction after that, so a crash in
 //! between leaves rows whose transaction is unfinished: a bulk names what it replaces (the
 //! rows of an earlier attempt), deleted in the same commit. A bulk dropped uncommitted is
 //! rolled back. In an in-memory database, which a second connection cannot share, the rows
@@ -300,13 +299,12 @@ impl<'c> BulkInsert<'c> {
         Ok(())
     }
 
-    /// Writes what is queued and asks the writer's thread to commit, without waiting: the
-    /// caller does its own last steps meanwhile, then [`Committing::wait`]s. Inline, the
+    /// Writes what is queued and, on the writer's thread, waits for its commit. Inline, the
     /// rows are committed with the caller's transaction.
-    pub fn end(mut self) -> Result<Committing> {
+    pub fn commit(mut self) -> Result<()> {
         self.flush()?;
         let Sink::Writer(writer) = &self.sink else {
-            return Ok(Committing(None));
+            return Ok(());
         };
         let (reply, replied) = mpsc::sync_channel(1);
         self.open = false;
@@ -314,19 +312,6 @@ impl<'c> BulkInsert<'c> {
             .queue
             .send(Message::Commit(reply))
             .map_err(|_| stopped())?;
-        Ok(Committing(Some(replied)))
-    }
-}
-
-/// A bulk whose commit was asked for ([`BulkInsert::end`]).
-pub struct Committing(Option<Receiver<Result<(), String>>>);
-
-impl Committing {
-    /// Waits for the writer's commit (nothing to wait for inline).
-    pub fn wait(self) -> Result<()> {
-        let Some(replied) = self.0 else {
-            return Ok(());
-        };
         replied
             .recv()
             .map_err(|_| stopped())?
@@ -403,8 +388,7 @@ mod tests {
         let caller = Connection::open(&path).expect("open");
         let many = (0..300).map(|i| format!("x{i}"));
         bulk(Some(&writer), &caller, "x", many)
-            .end()
-            .and_then(Committing::wait)
+            .commit()
             .expect("commit");
         assert_eq!(rows(&path, "c = 'x'"), 300, "three batches and a rest");
         assert_eq!(
@@ -414,7 +398,7 @@ mod tests {
         );
 
         let again = bulk(Some(&writer), &caller, "x", ["y".to_owned()]);
-        again.end().and_then(Committing::wait).expect("commit");
+        again.commit().expect("commit");
         assert_eq!(rows(&path, "c = 'x'"), 1, "the earlier rows replaced");
 
         // Dropped uncommitted, with batches already handed over: nothing stays.
@@ -425,17 +409,14 @@ mod tests {
             (0..200).map(|i| format!("z{i}")),
         ));
         let duplicate = ["w".to_owned(), "w".to_owned()];
-        let failed = bulk(Some(&writer), &caller, "w", duplicate)
-            .end()
-            .and_then(Committing::wait);
+        let failed = bulk(Some(&writer), &caller, "w", duplicate).commit();
         let why = format!("{:#}", failed.expect_err("a UNIQUE violation"));
         assert!(why.contains("UNIQUE"), "{why}");
         assert_eq!(rows(&path, "1"), 1, "only the committed bulk's row");
 
         // The writer goes on after a failure.
         bulk(Some(&writer), &caller, "v", ["v".to_owned()])
-            .end()
-            .and_then(Committing::wait)
+            .commit()
             .expect("commit");
         assert_eq!(rows(&path, "1"), 2);
     }
@@ -446,8 +427,7 @@ mod tests {
         let caller = Connection::open(&path).expect("open");
         caller.execute_batch("BEGIN").expect("begin");
         bulk(None, &caller, "x", (0..5).map(|i| format!("x{i}")))
-            .end()
-            .and_then(Committing::wait)
+            .commit()
             .expect("commit");
         let seen: i64 =
             (caller.query_row("SELECT count(*) FROM t", [], |r| r.get(0))).expect("count");

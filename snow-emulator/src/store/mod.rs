@@ -34,7 +34,7 @@ use rusqlite::types::Value;
 use crate::catalog::{Catalog, ColumnType};
 use crate::clock::{self, Clock};
 
-pub use bulk::{BulkInsert, Committing, Writer as BulkWriter, file_of as import_sets_file};
+pub use bulk::{BulkInsert, Writer as BulkWriter, file_of as import_sets_file};
 pub use generation::{generation, wrote};
 pub use query::{EncodedQuery, Op, parse_encoded_query};
 pub use record::*;
