@@ -86,13 +86,11 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     let credentials = Credentials::from_env();
     let emulator_db = work.join("emulator.sqlite");
     // A fresh instance every time: a kept --work directory must not carry the last run's data.
-    for file in snow_emulator::database_files(&emulator_db.display().to_string()) {
-        for suffix in ["", "-wal", "-shm"] {
-            let stale = PathBuf::from(format!("{file}{suffix}"));
-            if stale.exists() {
-                std::fs::remove_file(&stale)
-                    .with_context(|| format!("cannot remove {}", stale.display()))?;
-            }
+    for suffix in ["", "-wal", "-shm"] {
+        let stale = PathBuf::from(format!("{}{suffix}", emulator_db.display()));
+        if stale.exists() {
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("cannot remove {}", stale.display()))?;
         }
     }
     let mut emulator = Emulator::start(&bins.emulator, &emulator_db, &credentials)?;
@@ -423,58 +421,43 @@ async fn completeness(api: &TableApi, estate: Estate, runs: u64) -> anyhow::Resu
     Ok(gaps)
 }
 
-/// Seconds to copy every table of the emulator's database at `source` (its import sets file
-/// too) into a fresh `dest` in one transaction, and the source's size in bytes: its pages
-/// in use (WAL frames included, free pages not), which is what the files hold once
-/// checkpointed, not what a WAL file happens to have grown to.
+/// Seconds to copy every table of `source` into a fresh `dest` in one transaction, and the
+/// source's size in bytes: its pages in use (WAL frames included, free pages not), which is
+/// what the file holds once checkpointed, not what a WAL file happens to have grown to.
 pub fn floor(source: &Path, dest: &Path) -> anyhow::Result<(f64, u64)> {
     if dest.exists() {
         std::fs::remove_file(dest)?;
     }
     let conn = rusqlite::Connection::open(dest)?;
-    let files = snow_emulator::database_files(&source.display().to_string());
-    let mut bytes = 0;
-    let mut tables = Vec::new();
-    for (i, file) in files.iter().enumerate() {
-        if i > 0 && !Path::new(file).exists() {
-            continue;
-        }
-        let schema = format!("src{i}");
-        conn.execute(&format!("ATTACH DATABASE ?1 AS {schema}"), [file])?;
-        bytes += pages_in_use(&conn, &schema)?;
-        let names: Vec<String> = conn
-            .prepare(&format!(
-                "SELECT name FROM {schema}.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            ))?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        tables.extend(names.into_iter().map(|n| (schema.clone(), n)));
-        // What the emulator wrote may still be on its way to the disk; flushed first, it is
-        // not counted in the floor (which would otherwise vary with how much was left).
-        for suffix in ["", "-wal"] {
-            if let Ok(f) = std::fs::File::open(format!("{file}{suffix}")) {
-                f.sync_all()?;
-            }
+    conn.execute("ATTACH DATABASE ?1 AS src", [source.display().to_string()])?;
+    let pragma = |name: &str| -> rusqlite::Result<i64> {
+        conn.query_row(&format!("PRAGMA src.{name}"), [], |r| r.get(0))
+    };
+    let pages = pragma("page_count")? - pragma("freelist_count")?;
+    let bytes = u64::try_from(pages * pragma("page_size")?).unwrap_or(0);
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM src.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    // What the emulator wrote may still be on its way to the disk; flushed first, it is not
+    // counted in the floor (which would otherwise vary with how much was left).
+    for suffix in ["", "-wal"] {
+        let file = PathBuf::from(format!("{}{suffix}", source.display()));
+        if let Ok(f) = std::fs::File::open(&file) {
+            f.sync_all()?;
         }
     }
     let started = Instant::now();
     conn.execute_batch("BEGIN")?;
-    for (schema, table) in &tables {
+    for table in &tables {
         conn.execute_batch(&format!(
-            "CREATE TABLE main.\"{table}\" AS SELECT * FROM {schema}.\"{table}\""
+            "CREATE TABLE main.\"{table}\" AS SELECT * FROM src.\"{table}\""
         ))?;
     }
     conn.execute_batch("COMMIT")?;
     Ok((started.elapsed().as_secs_f64(), bytes))
-}
-
-/// The bytes of an attached database's pages in use.
-fn pages_in_use(conn: &rusqlite::Connection, schema: &str) -> anyhow::Result<u64> {
-    let pragma = |name: &str| -> rusqlite::Result<i64> {
-        conn.query_row(&format!("PRAGMA {schema}.{name}"), [], |r| r.get(0))
-    };
-    let pages = pragma("page_count")? - pragma("freelist_count")?;
-    Ok(u64::try_from(pages * pragma("page_size")?).unwrap_or(0))
 }
 
 /// The human summary.

@@ -26,12 +26,6 @@ mod transform;
 mod ui;
 mod worker;
 
-/// The files a database at `path` is kept in besides itself (and SQLite's `-wal` and `-shm`
-/// of each): the import sets file (docs/emulator.md, "Storage").
-pub fn database_files(path: &str) -> [String; 2] {
-    [path.to_owned(), store::import_sets_file(path)]
-}
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -2,25 +2,22 @@
 //! *claimed*: it becomes Processing and every other New one Waiting. Then its XML becomes
 //! staging rows, each run through the staging table's transform maps as the scheduled
 //! import's Run As user, all of it in one SQLite transaction, so a crash leaves nothing
-//! half-done and a restart simply processes it again. (In a file database the staging rows
-//! are written to the import sets file by the store's bulk writer and committed just before
-//! that transaction; processing a transaction again first deletes the rows an interrupted
-//! attempt committed.) Then the transaction is Succeeded or Failed, and its run is closed once
-//! its last segment has arrived and every transaction is finished.
+//! half-done and a restart simply processes it again. Then the transaction is Succeeded or
+//! Failed, and its run is closed once its last segment has arrived and every transaction is
+//! finished.
 
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result, anyhow};
 use rusqlite::Connection;
-use rusqlite::types::Value;
 
 use super::payload::{self, Records};
 use super::routing::ContextReading;
 use super::views::{Run, State, Transaction, unfinished_query};
 use super::{RUN_TABLE, TRANSACTION_TABLE, fields, log, run_as_user, table};
-use crate::catalog::{Catalog, ImportType, StoreFile, Table};
+use crate::catalog::{Catalog, ImportType, Table};
 use crate::faults::{Faults, WorkerFault};
-use crate::store::{self, BulkInsert, Store, new_sys_id, quote};
+use crate::store::{self, Store, new_sys_id, quote};
 use crate::transform::{Engine, Memory, PositionalRow, RowOutcome, RowState};
 
 /// A transaction the worker finished: its number and its end state.
@@ -66,8 +63,7 @@ fn process_with_memory(store: &Store, conn: &mut Connection, t: Transaction) -> 
     let read = store
         .take_handed::<Records>(&t.sys_id)
         .filter(|_| t.mod_count == 0);
-    let writer = store.bulk_writer();
-    let (processed, kept) = process_claimed((conn, writer), store.catalog(), t, kept, read)?;
+    let (processed, kept) = process_claimed(conn, store.catalog(), t, kept, read)?;
     if let Some(kept) = kept {
         store.keep(kept);
     }
@@ -200,7 +196,7 @@ fn mark_claimed(
 /// Returns what the engine learned (for the next transaction) when it succeeded; a failed
 /// one was rolled back, and so is forgotten.
 fn process_claimed(
-    (conn, writer): (&mut Connection, Option<&store::BulkWriter>),
+    conn: &mut Connection,
     catalog: &Catalog,
     mut t: Transaction,
     kept: Option<Kept>,
@@ -210,7 +206,7 @@ fn process_claimed(
     let outcome = {
         let tx = conn.transaction()?;
         mark_claimed(&tx, catalog, &mut t, &user)?;
-        match stage_and_transform((&tx, writer), catalog, &t, &user, (kept, read)) {
+        match stage_and_transform(&tx, catalog, &t, &user, (kept, read)) {
             Ok((summary, kept)) => {
                 finish(&tx, catalog, &t, State::Succeeded, &summary, &user)?;
                 tx.commit()?;
@@ -300,90 +296,75 @@ impl StagingColumn {
 }
 
 /// What one staging row is written with, besides its data columns.
-struct RowContext {
+struct RowContext<'a> {
+    staging: &'a Table,
     /// For each staging column, what it is written with.
     columns: Vec<StagingColumn>,
+    transaction: &'a str,
+    user: &'a str,
+    now: &'a str,
     index: i64,
 }
 
-/// The values of the columns every row of the transaction shares, bound once (by position).
-fn constants(
-    columns: &[StagingColumn],
-    staging: &Table,
-    (transaction, user, now): (&str, &str, &str),
-) -> Vec<(usize, Value)> {
-    let text = |s: &str| Value::Text(s.to_owned());
-    (columns.iter().enumerate())
-        .filter_map(|(i, column)| {
-            let value = match column {
-                StagingColumn::ClassName => text(&staging.name),
-                StagingColumn::Now => text(now),
-                StagingColumn::User => text(user),
-                StagingColumn::ModCount => Value::Integer(0),
-                StagingColumn::Transaction => text(transaction),
-                _ => return None,
-            };
-            Some((i, value))
-        })
-        .collect()
+impl StagingColumn {
+    /// Whether every row of a transaction is written with the same value here.
+    fn is_constant(self) -> bool {
+        matches!(
+            self,
+            Self::ClassName | Self::Now | Self::User | Self::ModCount | Self::Transaction
+        )
+    }
 }
 
-/// Starts the bulk insert of a transaction's staging rows: on the import sets file's writer
-/// when the table lives there. It first deletes the rows an earlier attempt at the same
-/// transaction committed (one that stopped before the transaction's own commit).
-fn start_staging<'c>(
-    writer: Option<&'c store::BulkWriter>,
-    conn: &'c Connection,
-    (catalog, it, staging): (&Catalog, &ImportType, &Table),
-    ctx: &RowContext,
-    constants: Vec<(usize, Value)>,
-    transaction: &str,
-) -> Result<BulkInsert<'c>> {
-    let own_file = (catalog.physical.iter())
-        .any(|p| p.name == staging.physical && p.file == StoreFile::ImportSets);
-    let replaces = format!(
-        "DELETE FROM {} WHERE {} = ?1",
-        quote(&staging.physical),
-        quote(&it.transaction_column)
-    );
-    BulkInsert::start(
-        writer.filter(|_| own_file),
-        conn,
-        staging_insert_sql(staging),
-        ctx.columns.len(),
-        Some((replaces, transaction.to_owned())),
-        constants,
-    )
+/// Binds the columns every row of the transaction shares, once: SQLite keeps a statement's
+/// bindings from one execution to the next, and a bound text is copied each time.
+fn bind_constants(
+    stmt: &mut rusqlite::Statement<'_>,
+    ctx: &RowContext<'_>,
+) -> rusqlite::Result<()> {
+    for (i, column) in ctx.columns.iter().enumerate() {
+        let at = i + 1;
+        match column {
+            StagingColumn::ClassName => stmt.raw_bind_parameter(at, ctx.staging.name.as_str()),
+            StagingColumn::Now => stmt.raw_bind_parameter(at, ctx.now),
+            StagingColumn::User => stmt.raw_bind_parameter(at, ctx.user),
+            StagingColumn::ModCount => stmt.raw_bind_parameter(at, 0),
+            StagingColumn::Transaction => stmt.raw_bind_parameter(at, ctx.transaction),
+            _ => Ok(()),
+        }?;
+    }
+    Ok(())
 }
 
-/// Queues one staging row: its data columns, the transform's outcome, the system columns.
-/// Values are copied from where they are into the bulk's batch; the columns every row
-/// shares were bound at its start ([`constants`]).
-fn stage_row(
-    bulk: &mut BulkInsert<'_>,
-    ctx: &RowContext,
+/// Writes one staging row: its data columns, the transform's outcome, the system columns.
+/// Values are bound from where they are, not copied. `stmt` is the table's INSERT
+/// ([`staging_insert_sql`]), prepared once for the whole transaction, with the columns every
+/// row shares already bound ([`bind_constants`]).
+fn insert_staging_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    ctx: &RowContext<'_>,
     row: &PositionalRow<'_>,
     o: &RowOutcome<'_>,
-) -> Result<()> {
+) -> rusqlite::Result<()> {
+    let sys_id = new_sys_id();
     for (i, column) in ctx.columns.iter().enumerate() {
+        let at = i + 1;
         match column {
-            StagingColumn::ClassName
-            | StagingColumn::Now
-            | StagingColumn::User
-            | StagingColumn::ModCount
-            | StagingColumn::Transaction => bulk.keep(),
-            StagingColumn::SysId => bulk.text(Some(&new_sys_id())),
-            StagingColumn::ImportRow => bulk.int(ctx.index),
-            StagingColumn::ImportState => bulk.text(Some(o.state.as_str())),
-            StagingColumn::StateComment => bulk.text(text(&o.comment)),
-            StagingColumn::RowError => bulk.text(text(&o.error)),
-            StagingColumn::TargetSysId => bulk.text(text(&o.target_sys_id)),
-            StagingColumn::TargetTable => bulk.text(text(o.target_table)),
-            StagingColumn::TransformMap => bulk.text(text(o.transform_map)),
-            StagingColumn::Data => bulk.text(row.at(i)),
-        }
+            c if c.is_constant() => Ok(()),
+            StagingColumn::SysId => stmt.raw_bind_parameter(at, sys_id.as_str()),
+            StagingColumn::ImportRow => stmt.raw_bind_parameter(at, ctx.index),
+            StagingColumn::ImportState => stmt.raw_bind_parameter(at, o.state.as_str()),
+            StagingColumn::StateComment => stmt.raw_bind_parameter(at, text(&o.comment)),
+            StagingColumn::RowError => stmt.raw_bind_parameter(at, text(&o.error)),
+            StagingColumn::TargetSysId => stmt.raw_bind_parameter(at, text(&o.target_sys_id)),
+            StagingColumn::TargetTable => stmt.raw_bind_parameter(at, text(o.target_table)),
+            StagingColumn::TransformMap => stmt.raw_bind_parameter(at, text(o.transform_map)),
+            StagingColumn::Data => stmt.raw_bind_parameter(at, row.at(i)),
+            _ => Ok(()),
+        }?;
     }
-    bulk.end_row()
+    stmt.raw_execute()?;
+    Ok(())
 }
 
 /// Where a record's fields go in the staging row (`ModelNo` → `u_modelno`). The records of
@@ -435,7 +416,7 @@ impl<'a> ColumnsOf<'a> {
 }
 
 fn stage_and_transform(
-    (conn, writer): (&Connection, Option<&store::BulkWriter>),
+    conn: &Connection,
     catalog: &Catalog,
     t: &Transaction,
     user: &str,
@@ -447,26 +428,23 @@ fn stage_and_transform(
         .find(|it| it.import_type == t.import_type)
         .ok_or_else(|| anyhow!("no import type {} in the catalog", t.import_type))?;
     let staging = table(catalog, &it.staging_table)?;
+    let mut insert = conn.prepare_cached(&staging_insert_sql(staging))?;
     let now = crate::clock::now_string();
     let (memory, reading) = kept.map_or((None, None), |k| (Some(k.memory), Some(k.context)));
     let (context, reading) =
         super::routing::engine_context_kept(conn, catalog, (user, now.clone()), reading)?;
     let engine = Engine::new(conn, catalog, &staging.name, context, memory)?;
     let mut ctx = RowContext {
+        staging,
         columns: (staging.columns.iter())
             .map(|c| StagingColumn::of(&c.name, it))
             .collect(),
+        transaction: &t.sys_id,
+        user,
+        now: &now,
         index: 0,
     };
-    let constants = constants(&ctx.columns, staging, (&t.sys_id, user, &now));
-    let mut bulk = start_staging(
-        writer,
-        conn,
-        (catalog, it, staging),
-        &ctx,
-        constants,
-        &t.sys_id,
-    )?;
+    bind_constants(&mut insert, &ctx)?;
     let mut columns = ColumnsOf::new(staging);
     let mut row = PositionalRow::new(staging);
     // foldhash, not SipHash: counted once a row.
@@ -478,7 +456,8 @@ fn stage_and_transform(
             .transform_row(&row)
             .map_err(anyhow::Error::from)
             .and_then(|o| {
-                stage_row(&mut bulk, &ctx, &row, &o).context("failed to store a staging row")?;
+                insert_staging_row(&mut insert, &ctx, &row, &o)
+                    .context("failed to store a staging row")?;
                 *counts.entry(o.state).or_default() += 1;
                 Ok(())
             });
@@ -503,9 +482,8 @@ fn stage_and_transform(
     if let Some(e) = failure {
         return Err(e);
     }
-    let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
-    bulk.commit()?;
     store::wrote(&staging.physical);
+    let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
     let summary = summary(rows, &counts, engine.has_maps(), staging, columns.unknown);
     let kept = Kept {
         memory: engine.into_memory(),
@@ -664,14 +642,8 @@ mod tests {
 
     /// A store with the app installed and one run holding one New transaction.
     fn store_with_new_transaction() -> (Store, String) {
-        store_with_transaction(":memory:", "<Inventories/>")
-    }
-
-    /// A store at `path` with the app installed and one run holding one New inventory
-    /// transaction of `payload`.
-    fn store_with_transaction(path: &str, payload: &str) -> (Store, String) {
         let catalog = Arc::new(crate::catalog::load_embedded().expect("catalog"));
-        let store = Store::open(path, catalog).expect("store");
+        let store = Store::open(":memory:", catalog).expect("store");
         let settings = crate::Config::default().settings();
         crate::store::seed::seed(&mut store.lock(), store.catalog(), &settings).expect("seed");
         let conn = store.lock();
@@ -690,7 +662,7 @@ mod tests {
                 ("import_run", run),
                 ("import_type", "inventory".into()),
                 ("state", State::New.as_str().into()),
-                ("payload", payload.into()),
+                ("payload", "<Inventories/>".into()),
             ]),
             "system",
         )
@@ -746,81 +718,5 @@ mod tests {
         assert_eq!(state_of(&store, &t), "processing");
         fail_processing(&store, "boom").expect("fail");
         assert_eq!(state_of(&store, &t), "failed");
-    }
-
-    const STAGING: &str = "x_fls_flexera_fnms_inventory_import";
-
-    /// Staging rows of transaction `t`.
-    fn staged(store: &Store, t: &str) -> i64 {
-        let staging = table(store.catalog(), STAGING).expect("staging");
-        let query = store::parse_encoded_query(&format!("import_transaction={t}"));
-        store::count(&store.lock(), None, staging, &query).expect("count")
-    }
-
-    #[test]
-    fn in_a_file_database_staging_rows_go_to_the_import_sets_file_and_replace_an_interrupted_attempts()
-     {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("i.sqlite");
-        let path = path.to_str().expect("utf-8");
-        let two = "<Inventories><Inventory><ComputerID>1</ComputerID><ComputerName>A</ComputerName></Inventory>\
-                   <Inventory><ComputerID>2</ComputerID><ComputerName>B</ComputerName></Inventory></Inventories>";
-        let (store, t) = store_with_transaction(path, two);
-        // What an attempt interrupted between its staging rows' commit and its own leaves.
-        let staging = table(store.catalog(), STAGING).expect("staging");
-        for name in ["left", "over", "rows"] {
-            let row = fields([
-                ("import_transaction", t.clone()),
-                ("u_computername", name.into()),
-            ]);
-            store::insert(&store.lock(), staging, &row, "system").expect("leftover");
-        }
-        assert_eq!(staged(&store, &t), 3);
-
-        let done = process_next(&store, &Faults::default()).expect("process");
-        assert_eq!(done.map(|p| p.state), Some(State::Succeeded));
-        assert_eq!(
-            staged(&store, &t),
-            2,
-            "the interrupted attempt's rows replaced"
-        );
-        let in_file = |file: &str| -> i64 {
-            let conn = Connection::open(file).expect("open");
-            conn.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = ?1",
-                [STAGING],
-                |r| r.get(0),
-            )
-            .expect("schema")
-        };
-        assert_eq!(in_file(path), 0, "not in the main file");
-        assert_eq!(in_file(&store::import_sets_file(path)), 1);
-        let conn = Connection::open(store::import_sets_file(path)).expect("open");
-        let names: Vec<String> = conn
-            .prepare(&format!(
-                "SELECT u_computername FROM {STAGING} ORDER BY sys_import_row"
-            ))
-            .expect("prepare")
-            .query_map([], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        assert_eq!(names, ["A", "B"], "committed by the writer, in the file");
-    }
-
-    #[test]
-    fn a_failed_transaction_leaves_no_staging_rows_in_the_import_sets_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("i.sqlite");
-        let broken = "<Inventories><Inventory><ComputerID>1</ComputerID></Inventory><Inventory>";
-        let (store, t) = store_with_transaction(path.to_str().expect("utf-8"), broken);
-        let done = process_next(&store, &Faults::default()).expect("process");
-        assert_eq!(done.map(|p| p.state), Some(State::Failed));
-        assert_eq!(state_of(&store, &t), "failed");
-        assert_eq!(
-            staged(&store, &t),
-            0,
-            "the first record's row was rolled back too"
-        );
     }
 }

@@ -461,19 +461,6 @@ fn coalesce_key_index(coalesce: &[&FieldMap]) -> Option<Vec<String>> {
         .then(|| coalesce.iter().map(|f| f.target.clone()).collect())
 }
 
-/// Import set tables (every table extending `sys_import_set_row`) live in the import sets
-/// file.
-fn file_of(catalog: &Catalog, table: &Table) -> StoreFile {
-    let mut parent = table.parent.as_deref();
-    while let Some(p) = parent {
-        if p == IMPORT_SET_ROW {
-            return StoreFile::ImportSets;
-        }
-        parent = catalog.tables.get(p).and_then(|t| t.parent.as_deref());
-    }
-    StoreFile::Main
-}
-
 fn rebuild_physical(catalog: &mut Catalog) -> Result<()> {
     let mut physical: BTreeMap<String, PhysicalTable> = BTreeMap::new();
     for table in catalog.tables.values() {
@@ -484,11 +471,7 @@ fn rebuild_physical(catalog: &mut Catalog) -> Result<()> {
                 columns: Vec::new(),
                 has_subclasses: false,
                 key_indexes: Vec::new(),
-                file: StoreFile::Main,
             });
-        if table.name == table.physical && table.name != IMPORT_SET_ROW {
-            entry.file = file_of(catalog, table);
-        }
         if table.name != table.physical {
             entry.has_subclasses = true;
         }

@@ -124,23 +124,7 @@ pub struct PhysicalTable {
     pub has_subclasses: bool,
     /// Multi-column indexes, one per transform map coalescing on several fields.
     pub key_indexes: Vec<Vec<String>>,
-    /// The database file it lives in.
-    pub file: StoreFile,
 }
-
-/// Which database file a physical table lives in. Import set rows are written in bulk and
-/// read rarely, so they get a file of their own, written from a second connection: its
-/// commits take their own lock and log, not the ones of the tables transforms write
-/// (docs/emulator.md, "Storage").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreFile {
-    Main,
-    /// Tables extending `sys_import_set_row` (not that base table itself).
-    ImportSets,
-}
-
-/// The table every import set (staging) table extends.
-pub const IMPORT_SET_ROW: &str = "sys_import_set_row";
 
 #[derive(Debug, Clone)]
 pub struct ImportType {

@@ -35,28 +35,20 @@ pub const RESTART_PAGES: i64 = 16_384;
 /// falls behind.
 pub const MAIN_PAGES: i64 = 4 * RESTART_PAGES;
 
-/// Runs checkpoints of the database files at `paths` until the returned sender is dropped.
-/// `writers` is the connection every writer holds (see the module's documentation); the
-/// import sets file's writer only writes for a holder of it too (`super::bulk`).
-pub fn spawn(paths: &[&str], writers: Weak<Mutex<Connection>>) -> Result<Sender<()>> {
-    let conns = (paths.iter())
-        .map(|path| {
-            let conn = Connection::open(path)
-                .with_context(|| format!("failed to open database {path} for checkpoints"))?;
-            conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA synchronous=FULL;")?;
-            Ok(conn)
-        })
-        .collect::<Result<Vec<_>>>()?;
+/// Runs checkpoints of the database at `path` until the returned sender is dropped.
+/// `writers` is the connection every writer holds (see the module's documentation).
+pub fn spawn(path: &str, writers: Weak<Mutex<Connection>>) -> Result<Sender<()>> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("failed to open database {path} for checkpoints"))?;
+    conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA synchronous=FULL;")?;
     let (stop, stopped) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("checkpoint".into())
         .spawn(move || {
             // A message or a dropped sender stops the thread.
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                for conn in &conns {
-                    if let Err(e) = step(conn, &writers) {
-                        tracing::warn!(error = %e, "background checkpoint failed");
-                    }
+                if let Err(e) = step(&conn, &writers) {
+                    tracing::warn!(error = %e, "background checkpoint failed");
                 }
             }
         })
@@ -115,7 +107,7 @@ mod tests {
         }
         let file_len = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         assert!(file_len() < 50_000, "nothing copied yet: {}", file_len());
-        let stop = spawn(&[path], Weak::new()).expect("spawn");
+        let stop = spawn(path, Weak::new()).expect("spawn");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         // Only the thread checkpoints: the rows reach the database file through it.
         while file_len() < 100_000 && std::time::Instant::now() < deadline {

@@ -9,12 +9,7 @@
 //! makes before its handler runs (its credentials, its rate limit): WAL lets it read the last
 //! committed state while the worker holds the first one for a whole Import Transaction, so a
 //! request never waits for the worker just to be authenticated.
-//!
-//! A file database is two files: the main one, and the import sets file, where the tables
-//! extending `sys_import_set_row` live, attached to every connection ([`bulk`]). A thread
-//! with a connection of its own writes the worker's staging rows there ([`BulkInsert`]).
 
-mod bulk;
 mod checkpoint;
 mod generation;
 mod out_of_row;
@@ -34,7 +29,6 @@ use rusqlite::types::Value;
 use crate::catalog::{Catalog, ColumnType};
 use crate::clock::{self, Clock};
 
-pub use bulk::{BulkInsert, Writer as BulkWriter, file_of as import_sets_file};
 pub use generation::{generation, wrote};
 pub use query::{EncodedQuery, Op, parse_encoded_query};
 pub use record::*;
@@ -49,10 +43,8 @@ struct Inner {
     /// The read-only connection ([`Store::read`]); none for an in-memory database, which a
     /// second connection cannot share.
     reader: Option<Mutex<Connection>>,
-    /// The write-ahead logs of a file database, import sets file first ([`Store::sync_log`]).
-    log_paths: Vec<std::path::PathBuf>,
-    /// Writes the import sets file of a file database ([`bulk`]).
-    writer: Option<bulk::Writer>,
+    /// The write-ahead log of a file database ([`Store::sync_log`]).
+    log_path: Option<std::path::PathBuf>,
     catalog: Arc<Catalog>,
     clock: Clock,
     /// What a caller keeps between uses of this database (the worker's transform caches),
@@ -101,40 +93,26 @@ impl Store {
              PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
         )?;
         conn.set_prepared_statement_cache_capacity(256);
+        schema::migrate(&conn, &catalog).context("failed to create the schema")?;
         let file = path != ":memory:";
-        let sets = bulk::file_of(path);
-        if file {
-            attach_import_sets(&conn, &sets)?;
-            conn.execute_batch(&format!(
-                "PRAGMA {0}.journal_mode=WAL; PRAGMA {0}.synchronous=FULL;",
-                bulk::SCHEMA
-            ))?;
-        }
-        schema::migrate(&conn, &catalog, file).context("failed to create the schema")?;
         if file {
             conn.pragma_update(None, "wal_autocheckpoint", checkpoint::MAIN_PAGES)?;
         }
         let conn = Arc::new(Mutex::new(conn));
-        let (checkpoints, reader, writer) = if file {
+        let (checkpoints, reader) = if file {
             let writers = Arc::downgrade(&conn);
             (
-                Some(checkpoint::spawn(&[path, &sets], writers)?),
-                Some(open_reader(path, &sets)?),
-                Some(bulk::Writer::spawn(&sets)?),
+                Some(checkpoint::spawn(path, writers)?),
+                Some(open_reader(path)?),
             )
         } else {
-            (None, None, None)
-        };
-        let log_paths = match file {
-            true => vec![format!("{sets}-wal").into(), format!("{path}-wal").into()],
-            false => Vec::new(),
+            (None, None)
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,
                 reader: reader.map(Mutex::new),
-                log_paths,
-                writer,
+                log_path: file.then(|| format!("{path}-wal").into()),
                 catalog,
                 clock: Clock::default(),
                 kept: Mutex::new(None),
@@ -201,21 +179,11 @@ impl Store {
     /// that a checkpoint has meanwhile copied into the database file is durable already
     /// (SQLite syncs the log before a checkpoint and the database file before the log starts
     /// over). Nothing to do for an in-memory database.
-    ///
-    /// The import sets file's log is synced first: its rows are committed before the
-    /// transaction they belong to is, so what is durable never has a finished transaction
-    /// without its rows.
     pub fn sync_log(&self) -> std::io::Result<()> {
-        for path in &self.inner.log_paths {
-            std::fs::File::open(path)?.sync_data()?;
+        match &self.inner.log_path {
+            Some(path) => std::fs::File::open(path)?.sync_data(),
+            None => Ok(()),
         }
-        Ok(())
-    }
-
-    /// The thread writing the import sets file ([`BulkInsert`]); none for an in-memory
-    /// database, where bulk rows are written on the caller's connection.
-    pub fn bulk_writer(&self) -> Option<&BulkWriter> {
-        self.inner.writer.as_ref()
     }
 
     /// Keeps `value` with this database until [`Store::take_kept`]; it must stay true of this
@@ -298,21 +266,12 @@ pub fn unsynced<R>(
 
 /// The read-only connection of a file database: `query_only`, so a bug cannot write through
 /// it; its own small page cache.
-fn open_reader(path: &str, sets: &str) -> Result<Connection> {
+fn open_reader(path: &str) -> Result<Connection> {
     let conn = Connection::open(path)
         .with_context(|| format!("failed to open database {path} for reading"))?;
-    attach_import_sets(&conn, sets)?;
     conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=1;")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
-}
-
-/// Attaches the import sets file ([`bulk`]): its tables are then found by their plain names,
-/// as no table of the main file has those names.
-fn attach_import_sets(conn: &Connection, sets: &str) -> Result<()> {
-    conn.execute(&format!("ATTACH DATABASE ?1 AS {}", bulk::SCHEMA), [sets])
-        .with_context(|| format!("failed to open database {sets}"))?;
-    Ok(())
 }
 
 /// Deletes every record and the number counters (the caller reseeds).

@@ -48,19 +48,12 @@ fn inventory(from: usize, to: usize) -> String {
 /// prepared INSERT per row, in one transaction: the floor.
 fn floor(src: &std::path::Path, dst: &std::path::Path, tables: &[&str]) -> (Duration, usize) {
     let from = rusqlite::Connection::open(src).expect("open");
-    // The staging table is in the import sets file.
-    let sets = &snow_emulator::database_files(&src.to_string_lossy())[1];
-    from.execute("ATTACH DATABASE ?1 AS import_sets", [sets])
-        .expect("attach");
     let to = rusqlite::Connection::open(dst).expect("open");
     let mut rows_total = 0;
     let mut data = Vec::new();
     for t in tables {
         let ddl: Vec<String> = from
-            .prepare(
-                "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL \
-                 UNION ALL SELECT sql FROM import_sets.sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL",
-            )
+            .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL")
             .expect("prepare")
             .query_map([t], |r| r.get(0))
             .expect("query")
