@@ -117,6 +117,13 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Whether `text` is only ASCII white space outside a field: what [`Cursor::text`]
+    /// accepts and ignores, known without decoding it.
+    fn between_elements(&self, text: &[u8]) -> bool {
+        // XML's white space: not `is_ascii_whitespace`, whose form feed XML refuses.
+        self.depth != 3 && (text.iter()).all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    }
+
     fn text(&mut self, text: &str) -> Result<(), String> {
         check_chars(text)?;
         match self.field_text() {
@@ -221,6 +228,8 @@ pub fn parse(
                 }
             }
             Event::Empty(_) => return Err("unexpected empty element".into()),
+            // The indentation between elements (half of all text) is passed over as it is.
+            Event::Text(t) if cursor.between_elements(&t) => {}
             Event::Text(t) => {
                 cursor.text(&t.decode().map_err(|e| format!("invalid text: {e}"))?)?;
             }
@@ -398,6 +407,9 @@ mod tests {
             "",
             "not xml",
             "<Inventories><Inventory></Inventorie></Inventories>",
+            // Between elements too: a form feed is not XML white space.
+            "<Inventories>\u{c}<Inventory><A>1</A></Inventory></Inventories>",
+            "<Inventories><Inventory>\u{b}<A>1</A></Inventory></Inventories>",
         ] {
             assert!(records(bad).is_err(), "accepted {bad:?}");
         }
