@@ -407,7 +407,7 @@ impl<'a> ColumnsOf<'a> {
                 }
             }
             if let Some(position) = self.seen[i].1
-                && !text.trim().is_empty()
+                && !crate::transform::trim(text).is_empty()
             {
                 row.set(position, text);
             }

@@ -22,7 +22,7 @@ mod row;
 
 pub use context::{EngineContext, RowState};
 pub use memory::Memory;
-pub use row::{PositionalRow, SourceRow};
+pub use row::{PositionalRow, SourceRow, trim};
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -471,7 +471,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         let field = &pm.fields[field];
         let raw = (field.map.source.as_deref()).and_then(|s| row.get_at(s, field.source_pos));
         let Some(raw) = raw
-            .map(str::trim)
+            .map(row::trim)
             .filter(|r| !r.is_empty() && !sys_id.is_empty())
         else {
             return;
@@ -504,7 +504,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         };
         let raw = row
             .get_at(source, field.source_pos)
-            .map(str::trim)
+            .map(row::trim)
             .filter(|s| !s.is_empty());
         let Some(raw) = raw else {
             return Ok(Ok(pm.map.copy_empty_fields.then_some(Value::Null)));
@@ -655,7 +655,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         for field in &pm.fields {
             let value = (field.map.source.as_deref())
                 .and_then(|source| row.get_at(source, field.source_pos));
-            raw.push_str(value.map_or("", str::trim));
+            raw.push_str(value.map_or("", row::trim));
             raw.push('\u{1f}');
         }
         for field in pm.fields.iter().filter(|f| f.map.coalesce) {

@@ -5,6 +5,17 @@ use std::collections::HashMap;
 
 use crate::catalog::Table;
 
+/// `value` without leading and trailing white space, as `str::trim` takes it off. A value
+/// that starts and ends with a visible ASCII character (nearly every one) is returned as it
+/// is without decoding its characters: trimming is asked several times a field.
+pub fn trim(value: &str) -> &str {
+    match value.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => value,
+        [only] if only.is_ascii_graphic() => value,
+        _ => value.trim(),
+    }
+}
+
 /// A source row: the value of a column, by name. The engine treats an empty or blank value
 /// as no value.
 pub trait SourceRow {
@@ -112,5 +123,30 @@ mod tests {
             Some("3.0"),
             "a map ignores positions"
         );
+    }
+
+    /// The fast path of [`trim`] gives what `str::trim` gives.
+    #[test]
+    fn trimming_agrees_with_str_trim() {
+        for case in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            " a b ",
+            "\u{a0}x\u{a0}",
+            "x\u{3000}",
+            "\tx\n",
+            "ab",
+            "é",
+            "xé",
+            "éx",
+        ] {
+            assert_eq!(trim(case), case.trim(), "{case:?}");
+        }
+        proptest::proptest!(|(s in "\\PC{0,8}|[ \\t\\n\\x{a0}\\x{2003}a-c]{0,6}")| {
+            proptest::prop_assert_eq!(trim(&s), s.trim());
+        });
     }
 }
