@@ -39,6 +39,9 @@ pub struct Phase {
     pub wall_secs: f64,
     pub records_per_sec: f64,
     pub exporter_peak_rss_kib: u64,
+    /// CPU time (user + system) of the exporter process: with the emulator's, what the
+    /// export asks of the machine's cores.
+    pub exporter_cpu_secs: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -361,10 +364,15 @@ fn export(
         .stderr(std::fs::File::create(log)?)
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
-    let mut peak = 0;
+    let (mut peak, mut cpu) = (0, 0.0);
     let status = loop {
         if let Some(kib) = peak_rss_kib(child.id()) {
             peak = peak.max(kib);
+        }
+        // Read just before the wait reaps it: exact once the process has exited (a zombie
+        // keeps its times), else short by at most the last 10 ms.
+        if let Some(secs) = cpu_secs(child.id()) {
+            cpu = secs;
         }
         if let Some(status) = child.try_wait()? {
             break status;
@@ -381,6 +389,7 @@ fn export(
         wall_secs: wall,
         records_per_sec: records as f64 / wall.max(1e-9),
         exporter_peak_rss_kib: peak,
+        exporter_cpu_secs: cpu,
     })
 }
 
@@ -466,8 +475,8 @@ pub fn render(report: &BenchReport) -> String {
     let e = &report.estate;
     format!(
         "estate: {} computers ({} virtual), {} contracts ({} contract–computer records), {} applications, {} installations\n\
-         full export:          {:>9.2} s  {:>10.0} records/s  ({} records)  exporter peak RSS {:.1} MiB\n\
-         1 % differential:     {:>9.2} s  {:>10.0} records/s  ({} records)  exporter peak RSS {:.1} MiB  ({:.1} % of full)\n\
+         full export:          {:>9.2} s  {:>10.0} records/s  ({} records)  exporter peak RSS {:.1} MiB, {:.2} s CPU\n\
+         1 % differential:     {:>9.2} s  {:>10.0} records/s  ({} records)  exporter peak RSS {:.1} MiB, {:.2} s CPU  ({:.1} % of full)\n\
          emulator:             peak RSS {:.1} MiB, {:.1} MiB written, final database {:.1} MiB ({:.1}× written/size), {:.2} s CPU\n\
          floor:                {:>9.2} s  (whole final database into a fresh SQLite file, one transaction)\n\
          ratio to floor:       {:>9.2}×\n\
@@ -482,10 +491,12 @@ pub fn render(report: &BenchReport) -> String {
         report.full.records_per_sec,
         report.full.records,
         mib(report.full.exporter_peak_rss_kib),
+        report.full.exporter_cpu_secs,
         report.differential.wall_secs,
         report.differential.records_per_sec,
         report.differential.records,
         mib(report.differential.exporter_peak_rss_kib),
+        report.differential.exporter_cpu_secs,
         100.0 * report.differential.wall_secs / report.full.wall_secs.max(1e-9),
         mib(report.emulator_peak_rss_kib),
         report.emulator_bytes_written as f64 / 1048576.0,
@@ -501,4 +512,28 @@ pub fn render(report: &BenchReport) -> String {
             .map(|g| format!("\n  - {g}"))
             .collect::<String>(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    /// `cpu_secs` reads seconds: a process that spins gains CPU time, and never more than
+    /// the wall time it spun for on every core.
+    #[test]
+    fn cpu_time_is_read_in_seconds_from_proc() {
+        let pid = std::process::id();
+        let before = super::cpu_secs(pid).expect("own stat");
+        let started = Instant::now();
+        let mut spun = 0.0;
+        // Bounded: gives up after 10 s of wall time on a machine too busy to spin.
+        while spun < 0.2 && started.elapsed() < Duration::from_secs(10) {
+            std::hint::black_box((0..10_000u64).sum::<u64>());
+            spun = super::cpu_secs(pid).expect("own stat") - before;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let wall = started.elapsed().as_secs_f64();
+        assert!(spun >= 0.2, "only {spun} s of CPU in {wall} s");
+        assert!(spun <= wall * cores + 0.05, "{spun} s of CPU in {wall} s");
+    }
 }

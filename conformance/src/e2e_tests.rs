@@ -470,6 +470,8 @@ fn bench_pipeline_exports_everything_at_a_small_scale() {
         report.differential.records > 0 && report.differential.records < report.full.records / 10
     );
     assert!(report.floor_secs > 0.0 && report.emulator_db_bytes > 0);
+    // The exporter runs for a second or more here: at least one 10 ms tick of CPU.
+    assert!(report.full.exporter_cpu_secs > 0.0, "{report:?}");
 }
 
 /// Sets every unfinished Import Run and Import Transaction to failed, as the runbook tells an
