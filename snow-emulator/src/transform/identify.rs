@@ -40,9 +40,10 @@ pub struct PreparedIdent<'c> {
     asked: Cell<u64>,
 }
 
-/// A row's value for a key: trimmed, and `None` when empty.
+/// A row's value for a key: trimmed as every source value is ([`super::trim`]), and `None`
+/// when empty.
 fn value_of<'r>(row: &'r dyn super::SourceRow, column: &str) -> Option<&'r str> {
-    row.get(column).map(str::trim).filter(|v| !v.is_empty())
+    row.get(column).map(super::trim).filter(|v| !v.is_empty())
 }
 
 /// Whether a key finds its records through an index on a value of the row: a record matching
