@@ -383,3 +383,80 @@ async fn source_of_truth_properties_stop_inserts_and_updates() {
     assert_eq!(emu.records("cmdb_ci", "").await.len(), 1);
     emu.stop().await;
 }
+
+/// A segment's staging rows are written several at a time when the segment was read at the
+/// intake (all but the last few) and one at a time otherwise: 37 rows take two full batches
+/// and five single rows. Each row keeps its own values, outcome and place, whichever way it
+/// was written.
+#[tokio::test]
+async fn staging_rows_keep_their_order_and_values_however_they_are_batched() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    let names: Vec<String> = (0..37).map(|i| format!("batch-{i:02}")).collect();
+    let ids: Vec<String> = (0..37).map(|i| format!("{}", 500 + i)).collect();
+    let expected = |i: usize| match i {
+        i if i % 7 == 3 => "skipped",
+        i if i % 11 == 5 => "error",
+        _ => "inserted",
+    };
+    let records: Vec<Vec<(&str, &str)>> = (0..37)
+        .map(|i| {
+            let mut r = vec![
+                ("ComputerID", ids[i].as_str()),
+                ("ComputerName", names[i].as_str()),
+            ];
+            match expected(i) {
+                // No coalesce value at all: nothing to match a computer by.
+                "skipped" => r = vec![("DeviceType", "Computer")],
+                "error" => r.push(("TotalMemory", "lots")),
+                _ => {}
+            }
+            r
+        })
+        .collect();
+    let status = import(&emu, &token, "t-batches", "run-batches", &records).await;
+    assert_eq!(status["state"], "succeeded");
+    let t = &emu
+        .records("x_fls_flexera_fnms_import_transaction", "")
+        .await[0];
+    let staged = emu
+        .records(
+            "x_fls_flexera_fnms_inventory_import",
+            "ORDERBYsys_import_row",
+        )
+        .await;
+    assert_eq!(staged.len(), 37);
+    let mut sys_ids = std::collections::BTreeSet::new();
+    for (i, s) in staged.iter().enumerate() {
+        assert_eq!(s["sys_import_row"], i.to_string());
+        let name = if expected(i) == "skipped" {
+            ""
+        } else {
+            names[i].as_str()
+        };
+        assert_eq!(s["u_computername"], name, "row {i}");
+        assert_eq!(s["sys_import_state"], expected(i), "row {i}");
+        assert_eq!(s["sys_class_name"], "x_fls_flexera_fnms_inventory_import");
+        assert_eq!(s["sys_created_by"], s["sys_updated_by"]);
+        assert!(!s["sys_created_by"].as_str().unwrap_or_default().is_empty());
+        assert_eq!(s["import_transaction"]["value"], t["sys_id"]);
+        let target = s["sys_target_sys_id"].as_str().unwrap_or_default();
+        assert_eq!(target.is_empty(), expected(i) != "inserted", "row {i}");
+        let error = s["sys_row_error"].as_str().unwrap_or_default();
+        assert_eq!(error.contains("lots"), expected(i) == "error", "row {i}");
+        assert!(sys_ids.insert(s["sys_id"].as_str().unwrap_or_default().to_owned()));
+    }
+    let computers = by_name(emu.records("cmdb_ci_computer", "").await);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            computers.contains_key(name),
+            expected(i) == "inserted",
+            "{name}"
+        );
+    }
+    assert_eq!(
+        t["message"],
+        "37 rows: 29 inserted, 0 updated, 0 ignored, 5 skipped, 3 errors"
+    );
+    emu.stop().await;
+}
