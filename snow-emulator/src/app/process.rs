@@ -519,7 +519,7 @@ fn stage_and_transform(
         now: &now,
         index: 0,
     };
-    let mut insert = StagingWriter::new(conn, &ctx, read.as_ref().map(Records::len))?;
+    let mut writer = StagingWriter::new(conn, &ctx, read.as_ref().map(Records::len))?;
     let mut columns = ColumnsOf::new(staging);
     let mut row = PositionalRow::new(staging);
     // foldhash, not SipHash: counted once a row.
@@ -531,7 +531,9 @@ fn stage_and_transform(
             .transform_row(&row)
             .map_err(anyhow::Error::from)
             .and_then(|o| {
-                (insert.insert(&ctx, &row, &o)).context("failed to store a staging row")?;
+                writer
+                    .insert(&ctx, &row, &o)
+                    .context("failed to store a staging row")?;
                 *counts.entry(o.state).or_default() += 1;
                 Ok(())
             });
