@@ -57,9 +57,11 @@ pub async fn fnmstosn(
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the segment failed: {e}")))?;
     let (store, worker) = (state.store.clone(), state.worker.clone());
+    // Queued: when the worker holds the store, stored on its thread as it lets go, so it
+    // goes on to this transaction without a thread switch.
     let reply = state
         .store
-        .call(move |conn, catalog| {
+        .call_queued(move |conn, catalog| {
             // Made durable by `sync_log` below, once the lock is released.
             let reply = crate::store::unsynced(conn, |conn| {
                 intake::handle(conn, catalog, &value, data_is_utf8, &checked)
@@ -74,9 +76,9 @@ pub async fn fnmstosn(
                 store.hand_over(sys_id, read);
             }
             // Woken from here, not after this task's end, so the worker (waiting on its own
-            // thread) starts as soon as the lock is free. It may start on the transaction
-            // before the log is synced: its own commits come later in the same log, so a
-            // power cut cannot keep them and lose this one.
+            // thread, when it is not the one running this) starts as soon as the lock is free.
+            // It may start on the transaction before the log is synced: its own commits come
+            // later in the same log, so a power cut cannot keep them and lose this one.
             if reply.as_ref().is_ok_and(|r| r.queued) {
                 worker.wake();
             }

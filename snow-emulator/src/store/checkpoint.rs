@@ -18,12 +18,14 @@
 //! blocked the worker through SQLite's busy handler: the full export at 10 % took 11.4 s
 //! against 5.7 s.)
 
+use std::sync::Weak;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rusqlite::Connection;
+
+use super::writers::Writers;
 
 /// How often the thread looks at the log.
 const INTERVAL: Duration = Duration::from_millis(100);
@@ -37,7 +39,7 @@ pub const MAIN_PAGES: i64 = 4 * RESTART_PAGES;
 
 /// Runs checkpoints of the database at `path` until the returned sender is dropped.
 /// `writers` is the connection every writer holds (see the module's documentation).
-pub fn spawn(path: &str, writers: Weak<Mutex<Connection>>) -> Result<Sender<()>> {
+pub fn spawn(path: &str, writers: Weak<Writers>) -> Result<Sender<()>> {
     let conn = Connection::open(path)
         .with_context(|| format!("failed to open database {path} for checkpoints"))?;
     conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA synchronous=FULL;")?;
@@ -58,16 +60,12 @@ pub fn spawn(path: &str, writers: Weak<Mutex<Connection>>) -> Result<Sender<()>>
 
 /// One passive checkpoint, and when the log has grown long, a second one while no one
 /// writes, so that the next writer starts the log over.
-fn step(conn: &Connection, writers: &Weak<Mutex<Connection>>) -> rusqlite::Result<()> {
+fn step(conn: &Connection, writers: &Weak<Writers>) -> rusqlite::Result<()> {
     step_at(conn, writers, RESTART_PAGES)
 }
 
 /// [`step`], starting the log over from `restart_pages`.
-fn step_at(
-    conn: &Connection,
-    writers: &Weak<Mutex<Connection>>,
-    restart_pages: i64,
-) -> rusqlite::Result<()> {
+fn step_at(conn: &Connection, writers: &Weak<Writers>, restart_pages: i64) -> rusqlite::Result<()> {
     let (log, _) = checkpoint(conn)?;
     if log < restart_pages {
         return Ok(());
@@ -75,7 +73,8 @@ fn step_at(
     let Some(writers) = writers.upgrade() else {
         return Ok(());
     };
-    let _no_writer = writers.lock().unwrap_or_else(PoisonError::into_inner);
+    // Taken like any writer's, so calls queued meanwhile still run when it is let go.
+    let _no_writer = writers.lock();
     checkpoint(conn).map(drop)
 }
 
@@ -142,7 +141,7 @@ mod tests {
             }
         };
         write(&main, 100);
-        let writers = Arc::new(Mutex::new(main));
+        let writers = Arc::new(Writers::new(main));
         let long = log_frames(&Connection::open(&path).expect("open"));
         assert!(long >= 100, "one page or more per row: {long}");
         // Runs a step on its own connection in a thread; its end is sent on the channel.
@@ -157,7 +156,7 @@ mod tests {
         };
 
         // Under the bound a step never touches the writers' lock.
-        let held = writers.lock().expect("lock");
+        let held = writers.lock();
         let ended = spawn_step(long + 1);
         assert_eq!(ended.recv_timeout(Duration::from_secs(10)), Ok(true));
 
@@ -171,7 +170,7 @@ mod tests {
         drop(held);
         assert_eq!(ended.recv_timeout(Duration::from_secs(10)), Ok(true));
         // Everything was copied, so the next commit starts the log from its beginning.
-        write(&writers.lock().expect("lock"), 1);
+        write(&writers.lock(), 1);
         let after = log_frames(&Connection::open(&path).expect("open"));
         assert!(after < 10, "the log was started over: {after} frames");
     }

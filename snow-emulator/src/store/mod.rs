@@ -17,6 +17,7 @@ mod query;
 mod record;
 mod schema;
 pub mod seed;
+mod writers;
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -28,6 +29,7 @@ use rusqlite::types::Value;
 
 use crate::catalog::{Catalog, ColumnType};
 use crate::clock::{self, Clock};
+use writers::{Writers, WritersGuard};
 
 pub use generation::{generation, wrote};
 pub use query::{EncodedQuery, Op, parse_encoded_query};
@@ -39,7 +41,8 @@ pub struct Store {
 }
 
 struct Inner {
-    conn: Arc<Mutex<Connection>>,
+    /// The connection every writer takes in turn ([`writers`]).
+    conn: Arc<Writers>,
     /// The read-only connection ([`Store::read`]); none for an in-memory database, which a
     /// second connection cannot share.
     reader: Option<Mutex<Connection>>,
@@ -62,20 +65,31 @@ const HANDED: usize = 8;
 /// The locked connection; while it lives, the instance clock is the thread's current clock
 /// (see [`crate::clock`]).
 pub struct Locked<'a> {
-    conn: MutexGuard<'a, Connection>,
+    conn: Held<'a>,
     _clock: clock::Entered,
+}
+
+enum Held<'a> {
+    Writers(WritersGuard<'a>),
+    Reader(MutexGuard<'a, Connection>),
 }
 
 impl std::ops::Deref for Locked<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        &self.conn
+        match &self.conn {
+            Held::Writers(conn) => conn,
+            Held::Reader(conn) => conn,
+        }
     }
 }
 
 impl std::ops::DerefMut for Locked<'_> {
     fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+        match &mut self.conn {
+            Held::Writers(conn) => conn,
+            Held::Reader(conn) => conn,
+        }
     }
 }
 
@@ -98,7 +112,7 @@ impl Store {
         if file {
             conn.pragma_update(None, "wal_autocheckpoint", checkpoint::MAIN_PAGES)?;
         }
-        let conn = Arc::new(Mutex::new(conn));
+        let conn = Arc::new(Writers::new(conn));
         let (checkpoints, reader) = if file {
             let writers = Arc::downgrade(&conn);
             (
@@ -135,13 +149,8 @@ impl Store {
     /// A panic elsewhere while holding the lock does not make the data unusable: SQLite rolls
     /// back the unfinished transaction, so a poisoned lock is simply taken over.
     pub fn lock(&self) -> Locked<'_> {
-        let conn = self
-            .inner
-            .conn
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         Locked {
-            conn,
+            conn: Held::Writers(self.inner.conn.lock()),
             _clock: clock::enter(&self.inner.clock),
         }
     }
@@ -152,7 +161,7 @@ impl Store {
             return self.lock();
         };
         Locked {
-            conn: reader.lock().unwrap_or_else(PoisonError::into_inner),
+            conn: Held::Reader(reader.lock().unwrap_or_else(PoisonError::into_inner)),
             _clock: clock::enter(&self.inner.clock),
         }
     }
@@ -247,6 +256,28 @@ impl Store {
         })
         .await
         .context("storage task failed")
+    }
+
+    /// [`Store::call`], but when another caller holds the connection, `f` runs on that
+    /// caller's thread as it lets go instead of waiting on a thread of its own ([`writers`]).
+    /// For the intake's segments, which the worker then takes up without a thread switch.
+    pub async fn call_queued<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection, &Catalog) -> R + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let store = self.clone();
+        let call = Box::new(move |conn: &mut Connection| {
+            // The holder may be a thread that has not entered the instance clock.
+            let _clock = clock::enter(&store.inner.clock);
+            let _ = answer.send(f(conn, store.catalog()));
+        });
+        let writers = self.inner.conn.clone();
+        tokio::task::spawn_blocking(move || writers.queue(call))
+            .await
+            .context("storage task failed")?;
+        answered.await.context("storage call failed")
     }
 }
 
