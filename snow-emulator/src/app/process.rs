@@ -558,6 +558,9 @@ fn stage_and_transform(
     if let Some(e) = failure {
         return Err(e);
     }
+    engine
+        .finish()
+        .context("failed to write the transformed records")?;
     store::wrote(&staging.physical);
     let rows = parsed.map_err(|e| anyhow!("invalid payload: {e}"))?;
     let summary = summary(rows, &counts, engine.has_maps(), staging, columns.unknown);

@@ -13,6 +13,7 @@
 //! Statements are prepared once per map and cached by SQLite; the caller wraps a whole
 //! Import Transaction in one SQLite transaction.
 
+mod batch;
 mod context;
 mod found;
 mod held;
@@ -84,6 +85,9 @@ struct PreparedMap<'c> {
     by_id_sql: held::Sql,
     ident: Option<identify::PreparedIdent<'c>>,
     insert_sql: held::Sql,
+    /// Set when the map's inserts are held back and written several to a statement
+    /// ([`batch`]).
+    batch: Option<batch::BatchSql>,
     update_sql: held::Sql,
     class_params: Vec<Value>,
     /// For each target table column, what an insert binds to it.
@@ -200,6 +204,7 @@ impl<'c> PreparedMap<'c> {
             select_sql: slots.sql(sql.select),
             prefix_sql: sql.prefix.map(|p| slots.sql(p)),
             insert_sql: slots.sql(sql.insert),
+            batch: None,
             update_sql: slots.sql(sql.update),
             class_params,
         })
@@ -346,6 +351,8 @@ pub struct Engine<'c, 'conn> {
     found: found::FoundCache,
     /// Physical tables the two caches read (map targets, referenced tables).
     read_tables: Vec<String>,
+    /// Records a batched map inserted and has not yet written ([`batch`]).
+    pending: RefCell<batch::Pending>,
 }
 
 impl<'c, 'conn> Engine<'c, 'conn> {
@@ -383,6 +390,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         }
         let reference_lookups = number_references(&mut maps, &mut slots);
         answered_references(&mut maps);
+        batch_exclusive_maps(&mut maps);
         let physical: Vec<&str> = maps.iter().map(|m| m.target.physical.as_str()).collect();
         let names: Vec<String> = maps.iter().map(|m| m.map.name.clone()).collect();
         let (references, found) = kept
@@ -399,6 +407,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             reference_key: RefCell::default(),
             raw: RefCell::default(),
             memo_key: RefCell::default(),
+            pending: RefCell::default(),
         })
     }
 
@@ -406,9 +415,19 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         !self.maps.is_empty()
     }
 
+    /// Writes the records still held back ([`batch`]). Call it after the last row, before
+    /// the transaction commits.
+    pub fn finish(&self) -> Result<(), StoreError> {
+        self.write_pending()
+    }
+
     /// What this engine learned, for the next transaction of the same maps. Call it only once
     /// the transaction is committed.
     pub fn into_memory(self) -> Memory {
+        debug_assert!(
+            self.pending.borrow_mut().take().is_none(),
+            "finish() was not called"
+        );
         Memory {
             maps: self.maps.iter().map(|m| m.map.name.clone()).collect(),
             snapshot: memory::snapshot(&self.read_tables),
@@ -683,6 +702,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         values: &[Option<Value>],
     ) -> Result<Found, StoreError> {
         if let Some(ident) = &pm.ident {
+            self.write_pending_of(pm)?;
             return Ok(match ident.decide(&self.held, row)? {
                 identify::Decision::Update { sys_id, note } => {
                     match self.current(&pm.by_id_sql, pm, &[&Value::Text(sys_id)], &[])? {
@@ -750,6 +770,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         let absent = match self.found.prefix_absent(pm.index, prefix) {
             Some(absent) => absent,
             None => {
+                self.write_pending_of(pm)?;
                 let classes = &pm.class_params;
                 let mut stmt = (self.held).get_or_init(sql, |s| held::bind_after(s, 1, classes))?;
                 stmt.raw_bind_parameter(1, first)?;
@@ -770,6 +791,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         keys: &[&Value],
         classes: &[Value],
     ) -> Result<Option<found::Record>, StoreError> {
+        self.write_pending_of(pm)?;
         let mut stmt =
             (self.held).get_or_init(sql, |s| held::bind_after(s, keys.len(), classes))?;
         for (i, key) in keys.iter().enumerate() {
@@ -814,6 +836,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 *slot = v;
             }
         }
+        self.write_pending_of(pm)?;
         let mut stmt = self.held.get(&pm.update_sql)?;
         for (i, v) in updated.iter().enumerate() {
             stmt.raw_bind_parameter(i + 1, v)?;
@@ -841,6 +864,9 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         key: Option<String>,
     ) -> Result<String, StoreError> {
         let sys_id = new_sys_id();
+        if pm.batch.is_some() {
+            return self.hold_back(pm, values, key, sys_id);
+        }
         let ctx = &self.ctx;
         let mut stmt = (self.held).get_or_init(&pm.insert_sql, |stmt| {
             bind_insert_constants(stmt, &pm.insert_cols, ctx)
@@ -873,6 +899,111 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             self.found.put_inserted(pm.index, &key);
         }
         Ok(sys_id)
+    }
+
+    /// [`Engine::insert`] for a batched map: the row's values are held back and written with
+    /// the next ones ([`batch`]). What the caches learn is the same.
+    fn hold_back(
+        &self,
+        pm: &PreparedMap<'_>,
+        mut values: Vec<Option<Value>>,
+        key: Option<String>,
+        sys_id: String,
+    ) -> Result<String, StoreError> {
+        if self.pending.borrow().holds_other(pm.index) {
+            self.write_pending()?;
+        }
+        let mut take = |pos: Option<usize>| pos.and_then(|p| values[p].take());
+        let mut row = Vec::with_capacity(pm.insert_cols.len());
+        for (i, column) in pm.insert_cols.iter().enumerate() {
+            row.push(match *column {
+                // Bound when written, from the engine's context.
+                InsertColumn::Now | InsertColumn::User | InsertColumn::ModCount => Value::Null,
+                InsertColumn::SysId => Value::Text(sys_id.clone()),
+                InsertColumn::ClassName(pos) => {
+                    take(pos).unwrap_or_else(|| Value::Text(pm.target.name.clone()))
+                }
+                InsertColumn::Number(pos) => match take(pos) {
+                    Some(v) => v,
+                    None => {
+                        next_number(self.held.conn(), pm.target)?.map_or(Value::Null, Value::Text)
+                    }
+                },
+                InsertColumn::Mapped(pos) => take(pos).unwrap_or_else(|| pm.defaults[i].clone()),
+            });
+        }
+        let full = {
+            let mut pending = self.pending.borrow_mut();
+            pending.push(pm.index, row);
+            pending.is_full()
+        };
+        if full {
+            self.write_pending()?;
+        }
+        store::wrote(&pm.target.physical);
+        self.found.wrote(pm.index);
+        if let Some(key) = key {
+            self.found.put_inserted(pm.index, &key);
+        }
+        Ok(sys_id)
+    }
+
+    /// Writes map `pm`'s held-back records, if any: before a statement reads or writes its
+    /// table.
+    fn write_pending_of(&self, pm: &PreparedMap<'_>) -> Result<(), StoreError> {
+        if self.pending.borrow().holds(pm.index) {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every held-back record.
+    fn write_pending(&self) -> Result<(), StoreError> {
+        let Some((map, rows)) = self.pending.borrow_mut().take() else {
+            return Ok(());
+        };
+        let pm = &self.maps[map];
+        let Some(batch) = &pm.batch else {
+            return Err(StoreError::Invalid(format!(
+                "records held back for {}, which is not batched",
+                pm.map.name
+            )));
+        };
+        let ctx = &self.ctx;
+        batch.write(self.held.conn(), &rows, |stmt, offset, row| {
+            for (i, (column, value)) in pm.insert_cols.iter().zip(row).enumerate() {
+                let at = offset + i + 1;
+                match column {
+                    InsertColumn::Now => stmt.raw_bind_parameter(at, ctx.now.as_str()),
+                    InsertColumn::User => stmt.raw_bind_parameter(at, ctx.user.as_str()),
+                    InsertColumn::ModCount => stmt.raw_bind_parameter(at, 0),
+                    _ => stmt.raw_bind_parameter(at, value),
+                }?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Batches the inserts of every map whose target table no other map of the engine writes or
+/// references, and that identifies no records: its own lookups and updates are then the only
+/// statements that read the table, and they write the held-back rows first ([`batch`]).
+fn batch_exclusive_maps(maps: &mut [PreparedMap<'_>]) {
+    let shared = |i: usize, physical: &str| {
+        maps.iter().enumerate().any(|(j, other)| {
+            (j != i && other.target.physical == physical)
+                || (other.fields.iter())
+                    .any(|f| f.referenced.is_some_and(|t| t.physical == physical))
+        })
+    };
+    let batched: Vec<bool> = (maps.iter().enumerate())
+        .map(|(i, pm)| pm.ident.is_none() && !shared(i, &pm.target.physical))
+        .collect();
+    for (pm, batched) in maps.iter_mut().zip(batched) {
+        if batched {
+            let columns: Vec<&str> = pm.target.columns.iter().map(|c| c.name.as_str()).collect();
+            pm.batch = Some(batch::BatchSql::new(&pm.target.physical, &columns));
+        }
     }
 }
 

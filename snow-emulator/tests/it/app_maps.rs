@@ -517,6 +517,89 @@ async fn installations_of_a_computer_without_any_are_inserted_once_each() {
     emu.stop().await;
 }
 
+/// Installations are written several to a statement and held back until then: a row
+/// repeating one still held back, one already written, or one of a computer whose
+/// installations were asked about since, still finds its record, and every record lands with
+/// its own values.
+#[tokio::test]
+async fn installations_held_back_for_a_batch_are_found_and_land_with_their_own_values() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    golden(&emu, &token, "inventory_export", "", true).await;
+    let apps: Vec<String> = (0..40).map(|i| format!("{}", 1000 + i)).collect();
+    let mut records: Vec<(&str, &str)> = apps.iter().map(|a| ("1", a.as_str())).collect();
+    // Repeats: within the first batch, after it was written, and after another computer.
+    records.insert(10, ("1", "1003"));
+    records.insert(30, ("1", "1019"));
+    records.extend(apps[..5].iter().map(|a| ("2", a.as_str())));
+    records.push(("1", "1001"));
+    records.push(("2", "1004"));
+    let repeats = [10, 30, 47, 48];
+    let r = emu
+        .fnms(
+            &token,
+            &segment(
+                &uuid::Uuid::new_v4().to_string(),
+                "application_export",
+                APPLICATION_RUN,
+                1,
+                true,
+                &applications_xml(&records),
+                records.len() as i64,
+            ),
+        )
+        .await;
+    assert_eq!(r["returnCode"], 0, "{r}");
+    emu.wait_run(&token, APPLICATION_RUN).await;
+    let computers = emu.records("cmdb_ci_computer", "").await;
+    let computer_of = |id: &str| {
+        (computers.iter())
+            .find(|c| c["sys_id"] == id)
+            .and_then(|c| c["x_fls_flexera_fnms_flexera_unique_id"].as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let mut landed: Vec<(String, String)> = emu
+        .records("cmdb_sam_sw_install", "")
+        .await
+        .iter()
+        .map(|i| {
+            let on = computer_of(i["installed_on"]["value"].as_str().unwrap_or_default());
+            (on, i["display_name"].as_str().unwrap_or("?").to_owned())
+        })
+        .collect();
+    landed.sort();
+    let mut expected: Vec<(String, String)> = (records.iter())
+        .map(|(c, a)| (c.to_string(), format!("App {a}")))
+        .collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(expected.len(), 45);
+    assert_eq!(landed, expected, "one record per computer and application");
+    let rows = staging_rows_in_order(&emu).await;
+    assert_eq!(rows.len(), records.len());
+    for (i, row) in rows.iter().enumerate() {
+        let state = if repeats.contains(&i) {
+            "ignored"
+        } else {
+            "inserted"
+        };
+        assert_eq!(
+            row["sys_import_state"], state,
+            "row {i}: {}",
+            row["sys_import_state_comment"]
+        );
+        assert!(
+            !row["sys_target_sys_id"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "row {i}"
+        );
+    }
+    emu.stop().await;
+}
+
 /// A row that leaves a model unchanged lets later rows with the same source values be
 /// "ignored" without comparing fields; a row with other values, the next segment after an
 /// edit through the Table API, and a second edit within the same values must still update it.
