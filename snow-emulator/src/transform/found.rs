@@ -36,14 +36,40 @@ const PER_MAP: usize = 50_000;
 /// so a hit costs no copy (most hits only compare).
 pub type Record = Arc<(String, Vec<Value>)>;
 
-/// A remembered record and, once a row left it unchanged, that row's source values.
-struct Entry {
-    record: Record,
-    unchanged_by: Option<Box<str>>,
+/// A row that left a remembered record unchanged: its key, its source values and the
+/// record's sys_id, in one allocation. The model maps ask for one on every installation, for
+/// applications met in no particular order; held apart, the key, the values and the record
+/// each cost a wait for memory (docs/performance.md).
+struct Unchanged {
+    /// `key`, then `raw`, then the sys_id.
+    text: Box<str>,
+    key_len: usize,
+    raw_len: usize,
+}
+
+impl Unchanged {
+    fn new(key: &str, raw: &str, sys_id: &str) -> Self {
+        Self {
+            text: [key, raw, sys_id].concat().into(),
+            key_len: key.len(),
+            raw_len: raw.len(),
+        }
+    }
+
+    /// The sys_id, if this is the row `raw` under `key`.
+    fn sys_id_if(&self, key: &str, raw: &str) -> Option<&str> {
+        let (k, rest) = self.text.split_at_checked(self.key_len)?;
+        let (r, id) = rest.split_at_checked(self.raw_len)?;
+        (k == key && r == raw).then_some(id)
+    }
 }
 
 pub struct FoundCache {
-    maps: Vec<RefCell<HashMap<String, Entry>>>,
+    maps: Vec<RefCell<HashMap<String, Record>>>,
+    /// For each map, the rows that left a remembered record unchanged since it was last
+    /// written, by their key's hash ([`key_hash`]; another key with the same hash is told
+    /// apart by the key the entry holds).
+    unchanged: Vec<RefCell<HashMap<u64, Unchanged>>>,
     /// For each map, first coalesce values (folded like keys) it asked about: `true` when no
     /// record had it.
     absent: Vec<RefCell<HashMap<String, bool>>>,
@@ -70,6 +96,7 @@ impl FoundCache {
             .collect();
         Self {
             maps: physical.iter().map(|_| RefCell::default()).collect(),
+            unchanged: physical.iter().map(|_| RefCell::default()).collect(),
             absent: physical.iter().map(|_| RefCell::default()).collect(),
             inserted: physical.iter().map(|_| RefCell::default()).collect(),
             last_prefix: physical.iter().map(|_| RefCell::default()).collect(),
@@ -78,21 +105,25 @@ impl FoundCache {
     }
 
     pub fn get(&self, map: usize, key: &str) -> Option<Record> {
-        self.maps[map].borrow().get(key).map(|e| e.record.clone())
+        self.maps[map].borrow().get(key).cloned()
     }
 
     /// The sys_id of the record map `map` remembers under `key`, if a row with the source
     /// values `raw` left it unchanged since it was last written.
     pub fn unchanged(&self, map: usize, key: &str, raw: &str) -> Option<String> {
-        let found = self.maps[map].borrow();
-        let entry = found.get(key)?;
-        (entry.unchanged_by.as_deref() == Some(raw)).then(|| entry.record.0.clone())
+        let unchanged = self.unchanged[map].borrow();
+        let entry = unchanged.get(&key_hash(key))?;
+        entry.sys_id_if(key, raw).map(str::to_owned)
     }
 
     /// A row with the source values `raw` left the record under `key` unchanged.
     pub fn note_unchanged(&self, map: usize, key: &str, raw: &str) {
-        if let Some(entry) = self.maps[map].borrow_mut().get_mut(key) {
-            entry.unchanged_by = Some(raw.into());
+        if let Some(record) = self.maps[map].borrow().get(key) {
+            let mut unchanged = self.unchanged[map].borrow_mut();
+            if unchanged.len() >= PER_MAP {
+                unchanged.clear();
+            }
+            unchanged.insert(key_hash(key), Unchanged::new(key, raw, &record.0));
         }
     }
 
@@ -101,12 +132,11 @@ impl FoundCache {
         let mut found = self.maps[map].borrow_mut();
         if found.len() >= PER_MAP {
             found.clear();
+            self.unchanged[map].borrow_mut().clear();
         }
-        let entry = Entry {
-            record,
-            unchanged_by: None,
-        };
-        found.insert(key, entry);
+        // Written or found again: what left it unchanged before tells nothing now.
+        self.unchanged[map].borrow_mut().remove(&key_hash(&key));
+        found.insert(key, record);
     }
 
     /// Whether map `map` knows that no record has `key`: none had its first value `prefix`,
@@ -167,6 +197,7 @@ impl FoundCache {
     pub fn wrote(&self, map: usize) {
         for &j in &self.sharing[map] {
             self.maps[j].borrow_mut().clear();
+            self.unchanged[j].borrow_mut().clear();
             self.absent[j].borrow_mut().clear();
             self.inserted[j].borrow_mut().clear();
             self.last_prefix[j].borrow_mut().take();
@@ -254,6 +285,23 @@ mod tests {
             None,
             "the table was written"
         );
+    }
+
+    #[test]
+    fn an_unchanged_row_answers_only_for_its_own_key_and_values() {
+        let row = Unchanged::new("ab", "c\u{1f}", "id");
+        assert_eq!(row.sys_id_if("ab", "c\u{1f}"), Some("id"));
+        assert_eq!(
+            row.sys_id_if("a", "bc\u{1f}"),
+            None,
+            "where the key ends counts"
+        );
+        assert_eq!(row.sys_id_if("ab", "c"), None);
+        let cache = FoundCache::new(&["cmdb_model"]);
+        cache.put(0, "k".into(), Arc::new(("id".to_owned(), vec![])));
+        cache.note_unchanged(0, "k", "v");
+        assert_eq!(cache.unchanged(0, "k", "v").as_deref(), Some("id"));
+        assert_eq!(cache.unchanged(0, "kk", "v"), None, "another key");
     }
 
     #[test]
