@@ -183,6 +183,8 @@ pub async fn insert(
             let set = import_set(&tx, catalog, &staging.name)?;
             let engine = transform_engine(&tx, catalog, staging, &user.user_name)?;
             let outcome = engine.transform_row(&row)?;
+            // Writes what the engine held back, before the answer reads the record.
+            engine.finish()?;
             drop(engine);
             stage(&tx, staging, &row, &outcome, 0, &user.user_name)?;
             let element = result_element(&tx, catalog, &base, &outcome)?;
@@ -235,6 +237,7 @@ pub async fn insert_multiple(
                 let outcome = engine.transform_row(row)?;
                 stage(&tx, staging, row, &outcome, i, &user.user_name)?;
             }
+            engine.finish()?;
             drop(engine);
             tx.commit().map_err(store::StoreError::from)?;
             Ok(json!({"import_set_id": set_id, "multi_import_set_id": multi_id}))
