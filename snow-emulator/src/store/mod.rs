@@ -261,6 +261,7 @@ impl Store {
     /// [`Store::call`], but when another caller holds the connection, `f` runs on that
     /// caller's thread as it lets go instead of waiting on a thread of its own ([`writers`]).
     /// For the intake's segments, which the worker then takes up without a thread switch.
+    /// `f` runs while another caller's lock is held: it must not take the store's lock.
     pub async fn call_queued<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,

@@ -893,12 +893,18 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             }?;
         }
         stmt.raw_execute()?;
+        self.note_inserted(pm, key);
+        Ok(sys_id)
+    }
+
+    /// What an insert by map `pm` (its record found by `key`) changes for the caches: its
+    /// table's write generation, the other maps' records of that table, the keys known absent.
+    fn note_inserted(&self, pm: &PreparedMap<'_>, key: Option<String>) {
         store::wrote(&pm.target.physical);
         self.found.wrote(pm.index);
         if let Some(key) = key {
             self.found.put_inserted(pm.index, &key);
         }
-        Ok(sys_id)
     }
 
     /// [`Engine::insert`] for a batched map: the row's values are held back and written with
@@ -940,11 +946,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         if full {
             self.write_pending()?;
         }
-        store::wrote(&pm.target.physical);
-        self.found.wrote(pm.index);
-        if let Some(key) = key {
-            self.found.put_inserted(pm.index, &key);
-        }
+        self.note_inserted(pm, key);
         Ok(sys_id)
     }
 

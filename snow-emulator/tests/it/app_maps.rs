@@ -461,6 +461,29 @@ fn applications_xml(records: &[(&str, &str)]) -> String {
     xml
 }
 
+/// Sends segment `number` of the application run: (computer id, application id) per record.
+async fn send_applications(
+    emu: &Emulator,
+    token: &str,
+    number: i64,
+    last: bool,
+    records: &[(&str, &str)],
+) {
+    let tid = uuid::Uuid::new_v4().to_string();
+    let xml = applications_xml(records);
+    let body = segment(
+        &tid,
+        "application_export",
+        APPLICATION_RUN,
+        number,
+        last,
+        &xml,
+        records.len() as i64,
+    );
+    let r = emu.fnms(token, &body).await;
+    assert_eq!(r["returnCode"], 0, "{r}");
+}
+
 /// The engine asks once whether a computer has any installation and, when none has, inserts
 /// the rest of its rows without looking each up; a row repeating one it inserted must still
 /// find that record, in the same segment and in the next.
@@ -474,21 +497,7 @@ async fn installations_of_a_computer_without_any_are_inserted_once_each() {
         &[("1", "903"), ("1", "902"), ("2", "904")],
     ];
     for (n, records) in segments.iter().enumerate() {
-        let r = emu
-            .fnms(
-                &token,
-                &segment(
-                    &uuid::Uuid::new_v4().to_string(),
-                    "application_export",
-                    APPLICATION_RUN,
-                    n as i64 + 1,
-                    n == 1,
-                    &applications_xml(records),
-                    records.len() as i64,
-                ),
-            )
-            .await;
-        assert_eq!(r["returnCode"], 0, "{r}");
+        send_applications(&emu, &token, n as i64 + 1, n == 1, records).await;
     }
     emu.wait_run(&token, APPLICATION_RUN).await;
     let installs = emu.records("cmdb_sam_sw_install", "").await;
@@ -535,21 +544,7 @@ async fn installations_held_back_for_a_batch_are_found_and_land_with_their_own_v
     records.push(("1", "1001"));
     records.push(("2", "1004"));
     let repeats = [10, 30, 47, 48];
-    let r = emu
-        .fnms(
-            &token,
-            &segment(
-                &uuid::Uuid::new_v4().to_string(),
-                "application_export",
-                APPLICATION_RUN,
-                1,
-                true,
-                &applications_xml(&records),
-                records.len() as i64,
-            ),
-        )
-        .await;
-    assert_eq!(r["returnCode"], 0, "{r}");
+    send_applications(&emu, &token, 1, true, &records).await;
     emu.wait_run(&token, APPLICATION_RUN).await;
     let computers = emu.records("cmdb_ci_computer", "").await;
     let computer_of = |id: &str| {
