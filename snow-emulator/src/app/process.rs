@@ -234,22 +234,10 @@ fn process_claimed(
 }
 
 /// Staging rows are written with prepared INSERTs over every column of the table, `rows` rows
-/// a statement. `OR FAIL`: a statement of several rows that could abort would keep a
-/// statement journal to undo its earlier rows; the worker rolls the whole transaction back
-/// on any error anyway.
+/// a statement.
 fn staging_insert_sql(staging: &Table, rows: usize) -> String {
-    let marks = format!("({})", vec!["?"; staging.columns.len()].join(","));
-    format!(
-        "INSERT OR FAIL INTO {} ({}) VALUES {}",
-        quote(&staging.physical),
-        staging
-            .columns
-            .iter()
-            .map(|c| quote(&c.name))
-            .collect::<Vec<_>>()
-            .join(", "),
-        vec![marks; rows].join(",")
-    )
+    let columns: Vec<&str> = staging.columns.iter().map(|c| c.name.as_str()).collect();
+    store::insert_rows_sql(&staging.physical, &columns, rows)
 }
 
 /// Rows a batched staging INSERT writes. Each statement opens a cursor on the table and on

@@ -71,6 +71,21 @@ pub fn next_number(conn: &Connection, table: &Table) -> rusqlite::Result<Option<
     Ok(Some(format!("{prefix}{n:07}")))
 }
 
+/// An INSERT of `rows` rows into `columns` of the physical table `physical`, one parameter
+/// per value. `OR FAIL`: a statement of several rows that could abort would keep a
+/// statement journal to undo its earlier rows; its callers roll the whole transaction back
+/// on any error anyway.
+pub fn insert_rows_sql(physical: &str, columns: &[&str], rows: usize) -> String {
+    let names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let row = format!("({})", vec!["?"; columns.len()].join(","));
+    format!(
+        "INSERT OR FAIL INTO {} ({}) VALUES {}",
+        quote(physical),
+        names.join(", "),
+        vec![row; rows].join(",")
+    )
+}
+
 /// Every column of `table`, in order, as a query on its physical table reads it.
 fn select_list(table: &Table) -> String {
     table

@@ -13,10 +13,12 @@
 //! written, as it failed it before when inserted; the error then names the batch's rows, not
 //! the row alone.
 
+use std::cell::OnceCell;
+
 use rusqlite::types::Value;
 use rusqlite::{Connection, Statement};
 
-use crate::store::{StoreError, quote};
+use crate::store::{StoreError, insert_rows_sql};
 
 /// Rows a statement writes at most.
 pub const BATCH: usize = 16;
@@ -24,31 +26,29 @@ pub const BATCH: usize = 16;
 /// The sizes statements are prepared for: a count of rows is written as a sum of these.
 const SIZES: [usize; 5] = [16, 8, 4, 2, 1];
 
-/// One map's INSERT texts, one per size in [`SIZES`].
+/// One map's INSERT texts, one per size in [`SIZES`], each made on its first use: a
+/// transaction that writes a few rows needs only some.
 pub struct BatchSql {
-    texts: Vec<String>,
-    columns: usize,
+    physical: String,
+    columns: Vec<String>,
+    texts: [OnceCell<String>; SIZES.len()],
 }
 
 impl BatchSql {
     pub fn new(physical: &str, columns: &[&str]) -> Self {
-        let names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-        let one = format!("({})", vec!["?"; columns.len()].join(","));
-        let texts = SIZES
-            .iter()
-            .map(|&n| {
-                format!(
-                    "INSERT OR FAIL INTO {} ({}) VALUES {}",
-                    quote(physical),
-                    names.join(", "),
-                    vec![one.as_str(); n].join(",")
-                )
-            })
-            .collect();
         Self {
-            texts,
-            columns: columns.len(),
+            physical: physical.to_owned(),
+            columns: columns.iter().map(|&c| c.to_owned()).collect(),
+            texts: Default::default(),
         }
+    }
+
+    /// The INSERT of the `i`-th size in [`SIZES`].
+    fn text(&self, i: usize) -> &str {
+        self.texts[i].get_or_init(|| {
+            let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+            insert_rows_sql(&self.physical, &columns, SIZES[i])
+        })
     }
 
     /// Writes `rows` with as few statements as [`SIZES`] allow, in order. `bind` binds one
@@ -61,12 +61,12 @@ impl BatchSql {
         bind: impl Fn(&mut Statement<'_>, usize, &[Value]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut rest = rows;
-        for (size, text) in SIZES.iter().zip(&self.texts) {
+        for (i, size) in SIZES.iter().enumerate() {
             while rest.len() >= *size {
                 let (now, later) = rest.split_at(*size);
-                let mut stmt = conn.prepare_cached(text)?;
-                for (i, row) in now.iter().enumerate() {
-                    bind(&mut stmt, i * self.columns, row)?;
+                let mut stmt = conn.prepare_cached(self.text(i))?;
+                for (r, row) in now.iter().enumerate() {
+                    bind(&mut stmt, r * self.columns.len(), row)?;
                 }
                 stmt.raw_execute()?;
                 rest = later;
