@@ -128,17 +128,37 @@ SELECT i.ComplianceComputerID, i.SoftwareTitleID, s.FullName, p.Name, s.ProductN
 FROM InstalledSoftware i
 LEFT JOIN SoftwareTitle s ON s.SoftwareTitleID = i.SoftwareTitleID
 LEFT JOIN Publisher p ON p.PublisherID = s.PublisherID";
+// Titles whose name, publisher, version or edition differ from the bookkeeping's (a macro,
+// so that `concat!` can place it twice in the query below).
+macro_rules! changed_titles {
+    () => {
+        "SELECT t.SoftwareTitleID
+        FROM SoftwareTitle t
+        LEFT JOIN Publisher tp ON tp.PublisherID = t.PublisherID
+        LEFT JOIN ServiceNowExportedTitle e ON e.SoftwareTitleID = t.SoftwareTitleID
+        WHERE e.SoftwareTitleID IS NULL OR e.FullName IS NOT t.FullName
+           OR e.Publisher IS NOT tp.Name OR e.Version IS NOT t.Version
+           OR e.Edition IS NOT t.Edition"
+    };
+}
 // ?2 = 1: also installations of applications whose title, publisher, version or edition
-// differ from those last exported.
-const APPLICATION_CHANGED: &str = "\
-WHERE i.UpdatedDate >= ?1 OR (?2 AND i.SoftwareTitleID IN (
-    SELECT t.SoftwareTitleID
-    FROM SoftwareTitle t
-    LEFT JOIN Publisher tp ON tp.PublisherID = t.PublisherID
-    LEFT JOIN ServiceNowExportedTitle e ON e.SoftwareTitleID = t.SoftwareTitleID
-    WHERE e.SoftwareTitleID IS NULL OR e.FullName IS NOT t.FullName
-       OR e.Publisher IS NOT tp.Name OR e.Version IS NOT t.Version
-       OR e.Edition IS NOT t.Edition))";
+// differ from those last exported. The rows are chosen by rowid first, so that the
+// `UpdatedDate` index serves the baseline: an `OR` across the joined query made SQLite scan
+// every installation in key order (0.5 s for two million, to send twenty thousand). `UNION
+// ALL`, as `IN` needs no duplicates removed: a `UNION` is merged in rowid order, and SQLite
+// then scans for the first branch too. The `EXISTS` is constant, so the title branch's scan
+// runs only when some title changed.
+const APPLICATION_CHANGED: &str = concat!(
+    "WHERE i.rowid IN (
+    SELECT rowid FROM InstalledSoftware WHERE UpdatedDate >= ?1
+    UNION ALL
+    SELECT rowid FROM InstalledSoftware
+    WHERE ?2 AND EXISTS (",
+    changed_titles!(),
+    ") AND SoftwareTitleID IN (",
+    changed_titles!(),
+    "))"
+);
 const APPLICATION_ORDER: &str = "ORDER BY i.ComplianceComputerID, i.SoftwareTitleID";
 
 impl DataType {

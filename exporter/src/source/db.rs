@@ -643,6 +643,33 @@ mod tests {
     }
 
     #[test]
+    fn differential_installations_are_found_through_the_updated_date_index() {
+        // Not a scan of every installation: the export reads twenty thousand changed rows of
+        // two million through the index (see data_type.rs).
+        let db = golden();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            DataType::InstalledApplications.query(true)
+        );
+        let mut statement = db.conn.prepare(&sql).expect("prepares");
+        let plan: Vec<String> = statement
+            .query_map(params!["2026-11-19 00:00:00", true], |row| row.get(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH i USING INTEGER PRIMARY KEY")),
+            "{plan:#?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING COVERING INDEX InstalledSoftware_UpdatedDate")),
+            "{plan:#?}"
+        );
+    }
+
+    #[test]
     fn differential_query_filters_on_updated_date() {
         let db = golden();
         let mut ids = Vec::new();
