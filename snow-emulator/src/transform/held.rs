@@ -8,6 +8,8 @@
 //! docs/performance.md).
 
 use std::cell::{RefCell, RefMut};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use rusqlite::{Connection, Statement};
 
@@ -43,6 +45,9 @@ impl Slots {
 pub struct Held<'conn> {
     conn: &'conn Connection,
     slots: Vec<RefCell<Option<Statement<'conn>>>>,
+    /// Statements whose text depends on the row (a map's UPDATE, by the columns it names),
+    /// by a key the caller chooses.
+    keyed: RefCell<HashMap<(usize, u64), Statement<'conn>>>,
 }
 
 impl<'conn> Held<'conn> {
@@ -50,6 +55,7 @@ impl<'conn> Held<'conn> {
         Self {
             conn,
             slots: (0..slots.count()).map(|_| RefCell::default()).collect(),
+            keyed: RefCell::default(),
         }
     }
 
@@ -57,15 +63,11 @@ impl<'conn> Held<'conn> {
         self.conn
     }
 
-    /// The statement for `sql`, prepared now if this is its first use. It is reset after
-    /// each use by rusqlite (`execute`, `query_row`, a dropped `Rows`), so it is ready again.
-    pub fn get(&self, sql: &Sql) -> Result<RefMut<'_, Statement<'conn>>, StoreError> {
-        self.get_or_init(sql, |_| Ok(()))
-    }
-
-    /// [`Held::get`], running `init` on the statement once, right after it is prepared (to
-    /// bind the parameters every use shares: SQLite keeps bindings from one execution to the
-    /// next, so only the others need binding on each use).
+    /// The statement for `sql`, prepared now if this is its first use, running `init` on it
+    /// once, right after it is prepared (to bind the parameters every use shares: SQLite keeps
+    /// bindings from one execution to the next, so only the others need binding on each use).
+    /// It is reset after each use by rusqlite (`execute`, `query_row`, a dropped `Rows`), so
+    /// it is ready again.
     pub fn get_or_init(
         &self,
         sql: &Sql,
@@ -84,6 +86,21 @@ impl<'conn> Held<'conn> {
         }
         RefMut::filter_map(held, Option::as_mut)
             .map_err(|_| StoreError::Invalid(format!("statement not prepared: {}", sql.text)))
+    }
+    /// The statement held under `key`, prepared from `text()` on the key's first use. One
+    /// keyed statement is in use at a time.
+    pub fn get_keyed(
+        &self,
+        key: (usize, u64),
+        text: impl FnOnce() -> String,
+    ) -> Result<RefMut<'_, Statement<'conn>>, StoreError> {
+        let mut keyed = (self.keyed.try_borrow_mut())
+            .map_err(|_| StoreError::Invalid("a keyed statement is already in use".into()))?;
+        if let Entry::Vacant(vacant) = keyed.entry(key) {
+            vacant.insert(self.conn.prepare(&text())?);
+        }
+        RefMut::filter_map(keyed, |keyed| keyed.get_mut(&key))
+            .map_err(|_| StoreError::Invalid(format!("no keyed statement {key:?}")))
     }
 }
 
@@ -114,23 +131,23 @@ mod tests {
         let count = slots.sql("SELECT count(*) FROM t".into());
         let held = Held::new(&conn, &slots);
         for i in 0..3 {
-            held.get(&insert)
+            held.get_or_init(&insert, |_| Ok(()))
                 .expect("insert")
                 .execute([i])
                 .expect("execute");
         }
-        let n: i64 = (held.get(&count).expect("count"))
+        let n: i64 = (held.get_or_init(&count, |_| Ok(())).expect("count"))
             .query_row([], |r| r.get(0))
             .expect("query");
         assert_eq!(n, 3);
         // A held statement survives a change of the schema (SQLite prepares it again).
         conn.execute_batch("ALTER TABLE t ADD COLUMN y TEXT")
             .expect("alter");
-        held.get(&insert)
+        held.get_or_init(&insert, |_| Ok(()))
             .expect("insert")
             .execute([9])
             .expect("after alter");
-        let again: i64 = (held.get(&count).expect("count"))
+        let again: i64 = (held.get_or_init(&count, |_| Ok(())).expect("count"))
             .query_row([], |r| r.get(0))
             .expect("query");
         assert_eq!(again, 4);
@@ -165,13 +182,40 @@ mod tests {
     }
 
     #[test]
+    fn a_keyed_statement_is_prepared_once_per_key() {
+        let conn = Connection::open_in_memory().expect("open");
+        let held = Held::new(&conn, &Slots::default());
+        let mut prepared = Vec::new();
+        for (key, value) in [((0, 1), 10), ((0, 2), 20), ((0, 1), 11)] {
+            let mut text = || {
+                prepared.push(key);
+                format!("SELECT ?1 + {}", key.1)
+            };
+            let got: i64 = (held.get_keyed(key, &mut text).expect("keyed"))
+                .query_row([value], |r| r.get(0))
+                .expect("query");
+            assert_eq!(got, value + key.1 as i64);
+        }
+        assert_eq!(
+            prepared,
+            [(0, 1), (0, 2)],
+            "the third use found the first's statement"
+        );
+        let _in_use = held.get_keyed((0, 1), String::new).expect("first");
+        assert!(
+            held.get_keyed((0, 2), String::new).is_err(),
+            "one in use at a time"
+        );
+    }
+
+    #[test]
     fn a_statement_in_use_is_refused_rather_than_shared() {
         let conn = Connection::open_in_memory().expect("open");
         let mut slots = Slots::default();
         let one = slots.sql("SELECT 1".into());
         let held = Held::new(&conn, &slots);
-        let _in_use = held.get(&one).expect("first");
-        let second = held.get(&one);
+        let _in_use = held.get_or_init(&one, |_| Ok(())).expect("first");
+        let second = held.get_or_init(&one, |_| Ok(()));
         assert!(
             matches!(&second, Err(StoreError::Invalid(m)) if m.contains("already in use")),
             "{:?}",

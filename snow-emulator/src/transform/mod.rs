@@ -20,6 +20,7 @@ mod held;
 mod identify;
 mod memory;
 mod row;
+mod update;
 
 pub use context::{EngineContext, RowState};
 pub use memory::Memory;
@@ -88,7 +89,8 @@ struct PreparedMap<'c> {
     /// Set when the map's inserts are held back and written several to a statement
     /// ([`batch`]).
     batch: Option<batch::BatchSql>,
-    update_sql: held::Sql,
+    /// The UPDATE, naming only the columns a row changes.
+    update: update::UpdateSql,
     class_params: Vec<Value>,
     /// For each target table column, what an insert binds to it.
     insert_cols: Vec<InsertColumn>,
@@ -205,7 +207,7 @@ impl<'c> PreparedMap<'c> {
             prefix_sql: sql.prefix.map(|p| slots.sql(p)),
             insert_sql: slots.sql(sql.insert),
             batch: None,
-            update_sql: slots.sql(sql.update),
+            update: sql.update,
             class_params,
         })
     }
@@ -262,7 +264,7 @@ struct Statements {
     prefix: Option<String>,
     by_id: String,
     insert: String,
-    update: String,
+    update: update::UpdateSql,
 }
 
 impl Statements {
@@ -312,20 +314,16 @@ impl Statements {
                 .join(", "),
             vec!["?"; target.columns.len()].join(",")
         );
-        let update_sql = format!(
-            "UPDATE {phys} SET {}, sys_updated_on = ?, sys_updated_by = ?, sys_mod_count = COALESCE(sys_mod_count, 0) + 1 WHERE sys_id = ?",
-            select_cols
-                .iter()
-                .map(|c| format!("{c} = ?"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let update = update::UpdateSql {
+            table: phys,
+            columns: select_cols,
+        };
         Self {
             select: select_sql,
             prefix,
             by_id: by_id_sql,
             insert: insert_sql,
-            update: update_sql,
+            update,
         }
     }
 }
@@ -830,22 +828,15 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             let note = join_note(note, NO_CHANGE);
             return Ok((RowState::Ignored, sys_id.clone(), Some(note)));
         }
+        self.write_pending_of(pm)?;
+        let changed = update::Changed::of(&values, current);
         let mut updated = current.clone();
         for (slot, v) in updated.iter_mut().zip(values) {
             if let Some(v) = v {
                 *slot = v;
             }
         }
-        self.write_pending_of(pm)?;
-        let mut stmt = self.held.get(&pm.update_sql)?;
-        for (i, v) in updated.iter().enumerate() {
-            stmt.raw_bind_parameter(i + 1, v)?;
-        }
-        let n = updated.len();
-        stmt.raw_bind_parameter(n + 1, self.ctx.now.as_str())?;
-        stmt.raw_bind_parameter(n + 2, self.ctx.user.as_str())?;
-        stmt.raw_bind_parameter(n + 3, sys_id.as_str())?;
-        stmt.raw_execute()?;
+        self.write_update(pm, sys_id, &updated, changed)?;
         store::wrote(&pm.target.physical);
         self.found.wrote(pm.index);
         if let Some(key) = target.key {
@@ -853,6 +844,30 @@ impl<'c, 'conn> Engine<'c, 'conn> {
                 .put(pm.index, key, Arc::new((sys_id.clone(), updated)));
         }
         Ok((RowState::Updated, sys_id.clone(), note.map(Cow::Owned)))
+    }
+
+    /// Writes a record's `updated` values: those of the `changed` columns, and who and when.
+    fn write_update(
+        &self,
+        pm: &PreparedMap<'_>,
+        sys_id: &str,
+        updated: &[Value],
+        changed: update::Changed,
+    ) -> Result<(), StoreError> {
+        let key = (pm.index, changed.bits());
+        let mut stmt = (self.held).get_keyed(key, || pm.update.text(changed))?;
+        let mut at = 0;
+        for (i, v) in updated.iter().enumerate() {
+            if changed.names(i) {
+                at += 1;
+                stmt.raw_bind_parameter(at, v)?;
+            }
+        }
+        stmt.raw_bind_parameter(at + 1, self.ctx.now.as_str())?;
+        stmt.raw_bind_parameter(at + 2, self.ctx.user.as_str())?;
+        stmt.raw_bind_parameter(at + 3, sys_id)?;
+        stmt.raw_execute()?;
+        Ok(())
     }
 
     /// Inserts the row's record: the mapped values, the system columns, the defaults. `key`:

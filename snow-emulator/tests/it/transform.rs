@@ -228,6 +228,74 @@ async fn reimport_updates_and_never_duplicates() {
     emu.stop().await;
 }
 
+/// An update names only the columns whose value changes (so unchanged indexed columns keep
+/// their index entries), but a coalesce value found in another case is a change: the record
+/// takes the new spelling.
+#[tokio::test]
+async fn an_update_writes_each_changed_value_a_coalesce_value_in_another_case_included() {
+    let emu = Emulator::start().await;
+    let token = emu.token().await;
+    let computer = |model: &'static str, manufacturer: &'static str| {
+        vec![vec![
+            ("ComputerID", "7"),
+            ("ComputerName", "ams-lt-07"),
+            ("DeviceType", "Computer"),
+            ("ModelNo", model),
+            ("Manufacturer", manufacturer),
+            ("ChassisType", "Notebook"),
+        ]]
+    };
+    import(
+        &emu,
+        &token,
+        "t-1",
+        "run-1",
+        &computer("Latitude 7440", "Dell Inc."),
+    )
+    .await;
+    let before = emu.records("cmdb_model", "").await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    import(
+        &emu,
+        &token,
+        "t-2",
+        "run-2",
+        &computer("LATITUDE 7440", "Dell Inc."),
+    )
+    .await;
+    let after = emu.records("cmdb_model", "").await;
+    assert_eq!(
+        after.len(),
+        1,
+        "found by its model number in another case: {after:?}"
+    );
+    let (before, after) = (&before[0], &after[0]);
+    assert_eq!(after["sys_id"], before["sys_id"]);
+    assert_eq!(after["model_number"], "LATITUDE 7440");
+    assert_eq!(after["name"], "LATITUDE 7440");
+    assert_eq!(after["sys_mod_count"], "1");
+    for unchanged in [
+        "type",
+        "cmdb_model_category",
+        "manufacturer",
+        "sys_created_on",
+    ] {
+        assert_eq!(after[unchanged], before[unchanged], "{unchanged}");
+    }
+    // The same values again: nothing is written.
+    import(
+        &emu,
+        &token,
+        "t-3",
+        "run-3",
+        &computer("LATITUDE 7440", "Dell Inc."),
+    )
+    .await;
+    let again = emu.records("cmdb_model", "").await;
+    assert_eq!(again[0]["sys_mod_count"], "1");
+    emu.stop().await;
+}
+
 #[tokio::test]
 async fn ci_class_rules() {
     let emu = Emulator::start().await;
