@@ -228,6 +228,20 @@ async fn reimport_updates_and_never_duplicates() {
     emu.stop().await;
 }
 
+/// Imports one laptop of model `model` as transaction and run `n`; the models after it.
+async fn import_laptop_model(emu: &Emulator, token: &str, n: u32, model: &str) -> Vec<Value> {
+    let record = vec![vec![
+        ("ComputerID", "7"),
+        ("ComputerName", "ams-lt-07"),
+        ("DeviceType", "Computer"),
+        ("ModelNo", model),
+        ("Manufacturer", "Dell Inc."),
+        ("ChassisType", "Notebook"),
+    ]];
+    import(emu, token, &format!("t-{n}"), &format!("run-{n}"), &record).await;
+    emu.records("cmdb_model", "").await
+}
+
 /// An update names only the columns whose value changes (so unchanged indexed columns keep
 /// their index entries), but a coalesce value found in another case is a change: the record
 /// takes the new spelling.
@@ -235,35 +249,9 @@ async fn reimport_updates_and_never_duplicates() {
 async fn an_update_writes_each_changed_value_a_coalesce_value_in_another_case_included() {
     let emu = Emulator::start().await;
     let token = emu.token().await;
-    let computer = |model: &'static str, manufacturer: &'static str| {
-        vec![vec![
-            ("ComputerID", "7"),
-            ("ComputerName", "ams-lt-07"),
-            ("DeviceType", "Computer"),
-            ("ModelNo", model),
-            ("Manufacturer", manufacturer),
-            ("ChassisType", "Notebook"),
-        ]]
-    };
-    import(
-        &emu,
-        &token,
-        "t-1",
-        "run-1",
-        &computer("Latitude 7440", "Dell Inc."),
-    )
-    .await;
-    let before = emu.records("cmdb_model", "").await;
+    let before = import_laptop_model(&emu, &token, 1, "Latitude 7440").await;
     assert_eq!(before.len(), 1, "{before:?}");
-    import(
-        &emu,
-        &token,
-        "t-2",
-        "run-2",
-        &computer("LATITUDE 7440", "Dell Inc."),
-    )
-    .await;
-    let after = emu.records("cmdb_model", "").await;
+    let after = import_laptop_model(&emu, &token, 2, "LATITUDE 7440").await;
     assert_eq!(
         after.len(),
         1,
@@ -283,15 +271,7 @@ async fn an_update_writes_each_changed_value_a_coalesce_value_in_another_case_in
         assert_eq!(after[unchanged], before[unchanged], "{unchanged}");
     }
     // The same values again: nothing is written.
-    import(
-        &emu,
-        &token,
-        "t-3",
-        "run-3",
-        &computer("LATITUDE 7440", "Dell Inc."),
-    )
-    .await;
-    let again = emu.records("cmdb_model", "").await;
+    let again = import_laptop_model(&emu, &token, 3, "LATITUDE 7440").await;
     assert_eq!(again[0]["sys_mod_count"], "1");
     emu.stop().await;
 }
