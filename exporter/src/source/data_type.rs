@@ -142,12 +142,12 @@ macro_rules! changed_titles {
     };
 }
 // ?2 = 1: also installations of applications whose title, publisher, version or edition
-// differ from those last exported. The rows are chosen by rowid first, so that the
-// `UpdatedDate` index serves the baseline: an `OR` across the joined query made SQLite scan
-// every installation in key order (0.5 s for two million, to send twenty thousand). `UNION
-// ALL`, as `IN` needs no duplicates removed: a `UNION` is merged in rowid order, and SQLite
-// then scans for the first branch too. The `EXISTS` is constant, so the title branch's scan
-// runs only when some title changed.
+// differ from those last exported. The rows are chosen by rowid first (InstalledSoftware is a
+// rowid table in fixtures/fnms/schema.sql), so that the `UpdatedDate` index serves the
+// baseline: an `OR` across the joined query made SQLite scan every installation in key order
+// (0.5 s for two million, to send twenty thousand). `UNION ALL`, as `IN` needs no duplicates
+// removed: a `UNION` is merged in rowid order, and SQLite then scans for the first branch
+// too. The `EXISTS` is constant, so the title branch's scan runs only when a title changed.
 const APPLICATION_CHANGED: &str = concat!(
     "WHERE i.rowid IN (
     SELECT rowid FROM InstalledSoftware WHERE UpdatedDate >= ?1

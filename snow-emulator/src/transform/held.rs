@@ -87,6 +87,7 @@ impl<'conn> Held<'conn> {
         RefMut::filter_map(held, Option::as_mut)
             .map_err(|_| StoreError::Invalid(format!("statement not prepared: {}", sql.text)))
     }
+
     /// The statement held under `key`, prepared from `text()` on the key's first use. One
     /// keyed statement is in use at a time.
     pub fn get_keyed(
