@@ -1,17 +1,19 @@
-//! Statements an engine holds for its life (one Import Transaction): each prepared on first
-//! use, then bound and stepped directly on every row.
+//! Statements an engine holds for its life (one Import Transaction): each taken from the
+//! connection's statement cache on first use, then bound and stepped directly on every row,
+//! and handed back to the cache when the engine ends (so the next transaction's engine does
+//! not prepare it again).
 //!
 //! rusqlite's statement cache hashes and compares the whole SQL text when a statement is
 //! taken and again when it is handed back. A map's INSERT names every column of its table,
 //! so on small rows that bookkeeping cost about as much as SQLite's own work (a profile at
 //! 20 % put the cache's hashing, comparing and returning at about a tenth of the worker;
-//! docs/performance.md).
+//! docs/performance.md): hence once per engine, not once per row.
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use rusqlite::{Connection, Statement};
+use rusqlite::{CachedStatement, Connection, Statement};
 
 use crate::store::StoreError;
 
@@ -44,10 +46,10 @@ impl Slots {
 /// The statements of one engine, on the connection it works on.
 pub struct Held<'conn> {
     conn: &'conn Connection,
-    slots: Vec<RefCell<Option<Statement<'conn>>>>,
+    slots: Vec<RefCell<Option<CachedStatement<'conn>>>>,
     /// Statements whose text depends on the row (a map's UPDATE, by the columns it names),
     /// by a key the caller chooses.
-    keyed: RefCell<HashMap<(usize, u64), Statement<'conn>>>,
+    keyed: RefCell<HashMap<(usize, u64), CachedStatement<'conn>>>,
 }
 
 impl<'conn> Held<'conn> {
@@ -63,11 +65,12 @@ impl<'conn> Held<'conn> {
         self.conn
     }
 
-    /// The statement for `sql`, prepared now if this is its first use, running `init` on it
-    /// once, right after it is prepared (to bind the parameters every use shares: SQLite keeps
-    /// bindings from one execution to the next, so only the others need binding on each use).
-    /// It is reset after each use by rusqlite (`execute`, `query_row`, a dropped `Rows`), so
-    /// it is ready again.
+    /// The statement for `sql`, taken from the statement cache (or prepared) on its first use
+    /// in this engine, running `init` on it once, right after it is taken (to bind the
+    /// parameters every use shares: SQLite keeps bindings from one execution to the next, so
+    /// only the others need binding on each use; the cache clears them when it takes a
+    /// statement back). It is reset after each use by rusqlite (`execute`, `query_row`, a
+    /// dropped `Rows`), so it is ready again.
     pub fn get_or_init(
         &self,
         sql: &Sql,
@@ -80,11 +83,11 @@ impl<'conn> Held<'conn> {
             .try_borrow_mut()
             .map_err(|_| StoreError::Invalid(format!("statement already in use: {}", sql.text)))?;
         if held.is_none() {
-            let mut stmt = self.conn.prepare(&sql.text)?;
+            let mut stmt = self.conn.prepare_cached(&sql.text)?;
             init(&mut stmt)?;
             *held = Some(stmt);
         }
-        RefMut::filter_map(held, Option::as_mut)
+        RefMut::filter_map(held, |held| held.as_mut().map(|stmt| &mut **stmt))
             .map_err(|_| StoreError::Invalid(format!("statement not prepared: {}", sql.text)))
     }
 
@@ -98,9 +101,9 @@ impl<'conn> Held<'conn> {
         let mut keyed = (self.keyed.try_borrow_mut())
             .map_err(|_| StoreError::Invalid("a keyed statement is already in use".into()))?;
         if let Entry::Vacant(vacant) = keyed.entry(key) {
-            vacant.insert(self.conn.prepare(&text())?);
+            vacant.insert(self.conn.prepare_cached(&text())?);
         }
-        RefMut::filter_map(keyed, |keyed| keyed.get_mut(&key))
+        RefMut::filter_map(keyed, |keyed| keyed.get_mut(&key).map(|stmt| &mut **stmt))
             .map_err(|_| StoreError::Invalid(format!("no keyed statement {key:?}")))
     }
 }
@@ -180,6 +183,36 @@ mod tests {
             })
             .expect("count");
         assert_eq!(shared, 3);
+    }
+
+    #[test]
+    fn the_next_engine_binds_again_what_its_statement_shares() {
+        // The cache clears a statement's bindings when it takes it back, so each engine's
+        // first use runs `init` again.
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER, y TEXT)")
+            .expect("schema");
+        let mut slots = Slots::default();
+        let insert = slots.sql("INSERT INTO t (x, y) VALUES (?1, ?2)".into());
+        for engine in ["first", "second"] {
+            let held = Held::new(&conn, &slots);
+            for i in 0..2 {
+                let mut stmt = held
+                    .get_or_init(&insert, |s| Ok(s.raw_bind_parameter(2, engine)?))
+                    .expect("insert");
+                stmt.raw_bind_parameter(1, i).expect("bind");
+                stmt.raw_execute().expect("execute");
+            }
+        }
+        let rows: Vec<(i64, String)> = conn
+            .prepare("SELECT x, y FROM t ORDER BY rowid")
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let expected = [(0, "first"), (1, "first"), (0, "second"), (1, "second")];
+        assert_eq!(rows, expected.map(|(x, y)| (x, y.to_owned())));
     }
 
     #[test]
