@@ -13,22 +13,25 @@
 //! written, as it failed it before when inserted; the error then names the batch's rows, not
 //! the row alone.
 
-use rusqlite::Statement;
-use rusqlite::types::Value;
+use std::cell::OnceCell;
 
-use super::held::{Held, Key};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Statement};
+
 use crate::store::{StoreError, insert_rows_sql};
 
 /// Rows a statement writes at most.
 pub const BATCH: usize = 16;
 
-/// The sizes statements are made for: a count of rows is written as a sum of these.
+/// The sizes statements are prepared for: a count of rows is written as a sum of these.
 const SIZES: [usize; 5] = [16, 8, 4, 2, 1];
 
-/// One map's INSERT of held-back rows, for each size in [`SIZES`].
+/// One map's INSERT texts, one per size in [`SIZES`], each made on its first use: a
+/// transaction that writes a few rows needs only some.
 pub struct BatchSql {
     physical: String,
     columns: Vec<String>,
+    texts: [OnceCell<String>; SIZES.len()],
 }
 
 impl BatchSql {
@@ -36,32 +39,32 @@ impl BatchSql {
         Self {
             physical: physical.to_owned(),
             columns: columns.iter().map(|&c| c.to_owned()).collect(),
+            texts: Default::default(),
         }
     }
 
-    /// The INSERT of `rows` rows.
-    fn text(&self, rows: usize) -> String {
-        let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
-        insert_rows_sql(&self.physical, &columns, rows)
+    /// The INSERT of the `i`-th size in [`SIZES`].
+    fn text(&self, i: usize) -> &str {
+        self.texts[i].get_or_init(|| {
+            let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+            insert_rows_sql(&self.physical, &columns, SIZES[i])
+        })
     }
 
-    /// Writes map `map`'s `rows` with as few statements as [`SIZES`] allow, in order. `bind`
-    /// binds one row's values from parameter `offset + 1` on. The statements are the
-    /// engine's (`held`): each size is made, or taken from the connection's cache, once per
-    /// transaction, not once per statement run.
+    /// Writes `rows` with as few statements as [`SIZES`] allow, in order. `bind` binds one
+    /// row's values from parameter `offset + 1` on. The statements are taken from the
+    /// connection's cache: prepared once per connection, not per transaction.
     pub fn write(
         &self,
-        held: &Held<'_>,
-        map: usize,
+        conn: &Connection,
         rows: &[Vec<Value>],
         bind: impl Fn(&mut Statement<'_>, usize, &[Value]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut rest = rows;
-        for size in SIZES {
-            while rest.len() >= size {
-                let (now, later) = rest.split_at(size);
-                let key = Key::Batch { map, rows: size };
-                let mut stmt = held.get_keyed(key, || self.text(size))?;
+        for (i, size) in SIZES.iter().enumerate() {
+            while rest.len() >= *size {
+                let (now, later) = rest.split_at(*size);
+                let mut stmt = conn.prepare_cached(self.text(i))?;
                 for (r, row) in now.iter().enumerate() {
                     bind(&mut stmt, r * self.columns.len(), row)?;
                 }
@@ -110,15 +113,12 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::held::Slots;
-    use rusqlite::Connection;
 
     #[test]
     fn any_count_of_rows_is_written_in_order_with_the_fewest_statements() {
         let conn = Connection::open_in_memory().expect("open");
         conn.execute_batch("CREATE TABLE t (n INTEGER, s TEXT)")
             .expect("create");
-        let held = Held::new(&conn, &Slots::default());
         let sql = BatchSql::new("t", &["n", "s"]);
         let bind = |stmt: &mut Statement<'_>, at: usize, row: &[Value]| {
             for (i, v) in row.iter().enumerate() {
@@ -132,7 +132,7 @@ mod tests {
                 .map(|n| vec![Value::Integer(n as i64), Value::Text(format!("row {n}"))])
                 .collect();
             let before = conn.total_changes();
-            sql.write(&held, 0, &rows, bind).expect("write");
+            sql.write(&conn, &rows, bind).expect("write");
             assert_eq!(conn.total_changes() - before, count as u64);
             written += count;
         }

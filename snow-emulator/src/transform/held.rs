@@ -47,17 +47,9 @@ impl Slots {
 pub struct Held<'conn> {
     conn: &'conn Connection,
     slots: Vec<RefCell<Option<CachedStatement<'conn>>>>,
-    /// Statements whose text depends on the rows, by [`Key`].
-    keyed: RefCell<HashMap<Key, CachedStatement<'conn>>>,
-}
-
-/// A statement whose text depends on the rows it writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// Map `map`'s UPDATE of the columns in the mask `columns` (`update::Changed`).
-    Update { map: usize, columns: u64 },
-    /// Map `map`'s INSERT of `rows` held-back records (`batch`).
-    Batch { map: usize, rows: usize },
+    /// Statements whose text depends on the row (a map's UPDATE, by the columns it names),
+    /// by a key the caller chooses.
+    keyed: RefCell<HashMap<(usize, u64), CachedStatement<'conn>>>,
 }
 
 impl<'conn> Held<'conn> {
@@ -103,7 +95,7 @@ impl<'conn> Held<'conn> {
     /// keyed statement is in use at a time.
     pub fn get_keyed(
         &self,
-        key: Key,
+        key: (usize, u64),
         text: impl FnOnce() -> String,
     ) -> Result<RefMut<'_, Statement<'conn>>, StoreError> {
         let mut keyed = (self.keyed.try_borrow_mut())
@@ -228,25 +220,24 @@ mod tests {
         let conn = Connection::open_in_memory().expect("open");
         let held = Held::new(&conn, &Slots::default());
         let mut prepared = Vec::new();
-        let key = |rows| Key::Batch { map: 0, rows };
-        for (rows, value) in [(1, 10), (2, 20), (1, 11)] {
+        for (key, value) in [((0, 1), 10), ((0, 2), 20), ((0, 1), 11)] {
             let mut text = || {
-                prepared.push(rows);
-                format!("SELECT ?1 + {rows}")
+                prepared.push(key);
+                format!("SELECT ?1 + {}", key.1)
             };
-            let got: i64 = (held.get_keyed(key(rows), &mut text).expect("keyed"))
+            let got: i64 = (held.get_keyed(key, &mut text).expect("keyed"))
                 .query_row([value], |r| r.get(0))
                 .expect("query");
-            assert_eq!(got, value + rows as i64);
+            assert_eq!(got, value + key.1 as i64);
         }
         assert_eq!(
             prepared,
-            [1, 2],
+            [(0, 1), (0, 2)],
             "the third use found the first's statement"
         );
-        let _in_use = held.get_keyed(key(1), String::new).expect("first");
+        let _in_use = held.get_keyed((0, 1), String::new).expect("first");
         assert!(
-            held.get_keyed(key(2), String::new).is_err(),
+            held.get_keyed((0, 2), String::new).is_err(),
             "one in use at a time"
         );
     }

@@ -10,9 +10,8 @@
 //! (`context_condition`). The caller passes an [`EngineContext`]: property values, context
 //! variables, the run-as user and the transaction's timestamp; the engine reads nothing else.
 //!
-//! Statements are taken from the connection's statement cache once per engine and held for
-//! its transaction ([`held`]); the caller wraps a whole Import Transaction in one SQLite
-//! transaction.
+//! Statements are prepared once per map and cached by SQLite; the caller wraps a whole
+//! Import Transaction in one SQLite transaction.
 
 mod batch;
 mod context;
@@ -855,10 +854,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
         updated: &[Value],
         changed: update::Changed,
     ) -> Result<(), StoreError> {
-        let key = held::Key::Update {
-            map: pm.index,
-            columns: changed.bits(),
-        };
+        let key = (pm.index, changed.bits());
         let mut stmt = (self.held).get_keyed(key, || pm.update.text(changed))?;
         let mut at = 0;
         for (i, v) in updated.iter().enumerate() {
@@ -991,7 +987,7 @@ impl<'c, 'conn> Engine<'c, 'conn> {
             )));
         };
         let ctx = &self.ctx;
-        batch.write(&self.held, map, &rows, |stmt, offset, row| {
+        batch.write(self.held.conn(), &rows, |stmt, offset, row| {
             for (i, (column, value)) in pm.insert_cols.iter().zip(row).enumerate() {
                 let at = offset + i + 1;
                 match column {
