@@ -10,8 +10,9 @@
 //! (`context_condition`). The caller passes an [`EngineContext`]: property values, context
 //! variables, the run-as user and the transaction's timestamp; the engine reads nothing else.
 //!
-//! Statements are prepared once per map and cached by SQLite; the caller wraps a whole
-//! Import Transaction in one SQLite transaction.
+//! Statements are taken from the connection's statement cache once per engine and held for
+//! its transaction ([`held`]); the caller wraps a whole Import Transaction in one SQLite
+//! transaction.
 
 mod batch;
 mod context;
