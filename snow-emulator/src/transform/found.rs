@@ -60,7 +60,7 @@ struct Unchanged {
 #[derive(Clone, Copy)]
 struct Slot {
     map: usize,
-    generation: u32,
+    generation: u64,
     raw: (usize, usize),
     sys_id: (usize, usize),
 }
@@ -75,7 +75,7 @@ impl Unchanged {
     }
 
     /// The sys_id, if map `map` (now at `generation`) remembered the row `raw` under `key`.
-    fn sys_id_if(&self, map: usize, generation: u32, key: &str, raw: &str) -> Option<&str> {
+    fn sys_id_if(&self, map: usize, generation: u64, key: &str, raw: &str) -> Option<&str> {
         if self.key() != key {
             return None;
         }
@@ -90,7 +90,7 @@ impl Unchanged {
         old: Option<&Self>,
         key: &str,
         map: usize,
-        row: Option<(u32, &str, &str)>,
+        row: Option<(u64, &str, &str)>,
         current: impl Fn(&Slot) -> bool,
     ) -> Option<Self> {
         let kept = old
@@ -158,7 +158,7 @@ pub struct FoundCache {
     unchanged: RefCell<HashMap<u64, Unchanged>>,
     /// For each map, how often its unchanged rows were all forgotten: a slot counts only
     /// while it carries its map's current generation.
-    generations: Vec<Cell<u32>>,
+    generations: Vec<Cell<u64>>,
     /// For each map, first coalesce values (folded like keys) it asked about: `true` when no
     /// record had it (and the map has inserted none under it since it last asked).
     absent: Vec<RefCell<HashMap<String, bool>>>,
@@ -225,7 +225,7 @@ impl FoundCache {
         unchanged: &mut HashMap<u64, Unchanged>,
         map: usize,
         key: &str,
-        row: Option<(u32, &str, &str)>,
+        row: Option<(u64, &str, &str)>,
     ) {
         let hash = key_hash(key);
         let current = |s: &Slot| self.generations[s.map].get() == s.generation;
