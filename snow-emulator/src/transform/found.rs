@@ -310,14 +310,15 @@ impl FoundCache {
         }
         let mut last = self.last_prefix[map].borrow_mut();
         match last.as_mut() {
+            // A value with records already: its rows are looked up anyway.
+            Some(l) if key.starts_with(&l.prefix) && !l.absent => {}
             Some(l) if key.starts_with(&l.prefix) => {
-                if l.absent && l.inserted.len() < PER_PREFIX {
+                if l.inserted.len() < PER_PREFIX {
                     l.inserted.push(key_hash(key));
-                } else if l.absent {
+                } else {
                     l.absent = false;
-                    self.absent[map]
-                        .borrow_mut()
-                        .insert(l.prefix.clone(), false);
+                    l.inserted.clear();
+                    (self.absent[map].borrow_mut()).insert(l.prefix.clone(), false);
                 }
             }
             // Under a value not asked last: what was known absent may be wrong now.
