@@ -40,7 +40,7 @@ pub const MAIN_PAGES: i64 = 4 * RESTART_PAGES;
 /// Runs checkpoints of the database at `path` until the returned sender is dropped.
 /// `writers` is the connection every writer holds (see the module's documentation).
 pub fn spawn(path: &str, writers: Weak<Writers>) -> Result<Sender<()>> {
-    let conn = Connection::open(path)
+    let conn = super::open_file(path)
         .with_context(|| format!("failed to open database {path} for checkpoints"))?;
     conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA synchronous=FULL;")?;
     let (stop, stopped) = mpsc::channel::<()>();

@@ -12,6 +12,7 @@
 
 mod checkpoint;
 mod generation;
+pub mod log_vfs;
 mod out_of_row;
 mod query;
 mod record;
@@ -97,9 +98,9 @@ impl Store {
     /// Opens (or creates) the database and brings its schema up to the catalog.
     pub fn open(path: &str, catalog: Arc<Catalog>) -> Result<Self> {
         let conn = if path == ":memory:" {
-            Connection::open_in_memory()
+            Connection::open_in_memory().map_err(Into::into)
         } else {
-            Connection::open(path)
+            open_file(path)
         }
         .with_context(|| format!("failed to open database {path}"))?;
         conn.execute_batch(
@@ -296,11 +297,22 @@ pub fn unsynced<R>(
     Ok(result)
 }
 
+/// Opens a connection to a database file through the VFS that gathers the log's writes
+/// ([`log_vfs`]).
+fn open_file(path: &str) -> Result<Connection> {
+    let vfs = log_vfs::name().map_err(anyhow::Error::msg)?;
+    Ok(Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::default(),
+        vfs,
+    )?)
+}
+
 /// The read-only connection of a file database: `query_only`, so a bug cannot write through
 /// it; its own small page cache.
 fn open_reader(path: &str) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .with_context(|| format!("failed to open database {path} for reading"))?;
+    let conn =
+        open_file(path).with_context(|| format!("failed to open database {path} for reading"))?;
     conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=1;")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
