@@ -12,7 +12,7 @@
 
 mod checkpoint;
 mod generation;
-pub mod log_vfs;
+mod log_vfs;
 mod out_of_row;
 mod query;
 mod record;
