@@ -289,6 +289,28 @@ macro_rules! pass {
     }};
 }
 
+/// Calls the platform file's method for SQLite's file `$p` (see [`pass!`]).
+macro_rules! forward {
+    ($p:expr, $m:ident, $none:expr $(, $arg:expr)*) => {{
+        // SAFETY: see `file`.
+        let f = unsafe { file($p) };
+        pass!(f, $m, $none $(, $arg)*)
+    }};
+}
+
+/// Like [`forward!`], after writing out the log's buffer if `$p` is a log; a failed write is
+/// the call's error.
+macro_rules! flush_and_forward {
+    ($p:expr, $m:ident, $none:expr $(, $arg:expr)*) => {{
+        // SAFETY: see `file`.
+        let f = unsafe { file($p) };
+        match flush_log(f) {
+            ffi::SQLITE_OK => pass!(f, $m, $none $(, $arg)*),
+            rc => rc,
+        }
+    }};
+}
+
 unsafe extern "C" fn open(
     vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
@@ -398,12 +420,7 @@ unsafe extern "C" fn read(
     amt: c_int,
     off: i64,
 ) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    match flush_log(f) {
-        ffi::SQLITE_OK => pass!(f, xRead, ffi::SQLITE_IOERR_READ, buf, amt, off),
-        rc => rc,
-    }
+    flush_and_forward!(p, xRead, ffi::SQLITE_IOERR_READ, buf, amt, off)
 }
 
 unsafe extern "C" fn write(
@@ -426,42 +443,23 @@ unsafe extern "C" fn write(
 }
 
 unsafe extern "C" fn truncate(p: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    match flush_log(f) {
-        ffi::SQLITE_OK => pass!(f, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size),
-        rc => rc,
-    }
+    flush_and_forward!(p, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
 }
 
 unsafe extern "C" fn sync(p: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    match flush_log(f) {
-        ffi::SQLITE_OK => pass!(f, xSync, ffi::SQLITE_IOERR_FSYNC, flags),
-        rc => rc,
-    }
+    flush_and_forward!(p, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
 }
 
 unsafe extern "C" fn file_size(p: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    match flush_log(f) {
-        ffi::SQLITE_OK => pass!(f, xFileSize, ffi::SQLITE_IOERR_FSTAT, size),
-        rc => rc,
-    }
+    flush_and_forward!(p, xFileSize, ffi::SQLITE_IOERR_FSTAT, size)
 }
 
 unsafe extern "C" fn lock(p: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(f, xLock, ffi::SQLITE_IOERR_LOCK, level)
+    forward!(p, xLock, ffi::SQLITE_IOERR_LOCK, level)
 }
 
 unsafe extern "C" fn unlock(p: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(f, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
+    forward!(p, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
 }
 
 unsafe extern "C" fn check_reserved_lock(p: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
@@ -476,24 +474,15 @@ unsafe extern "C" fn check_reserved_lock(p: *mut ffi::sqlite3_file, out: *mut c_
 }
 
 unsafe extern "C" fn file_control(p: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    match flush_log(f) {
-        ffi::SQLITE_OK => pass!(f, xFileControl, ffi::SQLITE_NOTFOUND, op, arg),
-        rc => rc,
-    }
+    flush_and_forward!(p, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
 }
 
 unsafe extern "C" fn sector_size(p: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(f, xSectorSize, 4096)
+    forward!(p, xSectorSize, 4096)
 }
 
 unsafe extern "C" fn device_characteristics(p: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(f, xDeviceCharacteristics, 0)
+    forward!(p, xDeviceCharacteristics, 0)
 }
 
 unsafe extern "C" fn shm_map(
@@ -522,9 +511,7 @@ unsafe extern "C" fn shm_lock(
     n: c_int,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(f, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
+    forward!(p, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
 }
 
 /// SQLite's barrier before it publishes a commit: the connection's log must be in the file.
@@ -542,9 +529,7 @@ unsafe extern "C" fn shm_barrier(p: *mut ffi::sqlite3_file) {
 }
 
 unsafe extern "C" fn shm_unmap(p: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(f, xShmUnmap, ffi::SQLITE_OK, delete)
+    forward!(p, xShmUnmap, ffi::SQLITE_OK, delete)
 }
 
 unsafe extern "C" fn fetch(
@@ -553,15 +538,11 @@ unsafe extern "C" fn fetch(
     amt: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(f, xFetch, ffi::SQLITE_OK, off, amt, out)
+    forward!(p, xFetch, ffi::SQLITE_OK, off, amt, out)
 }
 
 unsafe extern "C" fn unfetch(p: *mut ffi::sqlite3_file, off: i64, page: *mut c_void) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(f, xUnfetch, ffi::SQLITE_OK, off, page)
+    forward!(p, xUnfetch, ffi::SQLITE_OK, off, page)
 }
 
 /// The platform VFS of a registered one.
