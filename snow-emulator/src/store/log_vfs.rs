@@ -20,6 +20,10 @@
 //! buffers; if that write fails the process aborts rather than publish frames that are not
 //! in the file (the log's recovery then ends at the last complete commit).
 //!
+//! A write transaction that is rolled back may leave frames in the buffer (spilled from a
+//! full page cache, never committed). They are dropped when the connection releases the
+//! log's write lock, so they are never written over frames another connection commits next.
+//!
 //! Each file's state is touched only through its connection, which one thread uses at a time;
 //! the only shared state is the registry linking a connection's database file to its log.
 
@@ -35,6 +39,9 @@ use rusqlite::ffi;
 
 /// The name the store's connections open with ([`name`]).
 const NAME: &CStr = c"fnms-log";
+
+/// The shared index's lock a writer holds for its whole write transaction (`WAL_WRITE_LOCK`).
+const WRITE_LOCK: c_int = 0;
 
 /// A frame header's size in the log's format.
 const FRAME_HEADER: usize = 24;
@@ -234,6 +241,12 @@ impl Log {
             return self.flush(real, stats);
         }
         ffi::SQLITE_OK
+    }
+
+    /// Forgets what the buffer holds: the frames of a transaction that was rolled back.
+    fn discard(&mut self) {
+        self.buf.clear();
+        self.commit_page_at = None;
     }
 
     /// Writes the buffer out. It is emptied either way: after a failed write SQLite abandons
@@ -505,13 +518,27 @@ unsafe extern "C" fn shm_map(
     )
 }
 
+/// SQLite's locks on the shared index. Releasing the log's write lock ends a write
+/// transaction: a commit has written its frames out by then, so whatever the connection's log
+/// still holds belongs to a transaction that was rolled back, and is dropped rather than
+/// written later over frames another connection may have committed at the same place.
 unsafe extern "C" fn shm_lock(
     p: *mut ffi::sqlite3_file,
     offset: c_int,
     n: c_int,
     flags: c_int,
 ) -> c_int {
-    forward!(p, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
+    // SAFETY: see `file`; a linked log is open and belongs to the same connection.
+    let f = unsafe { file(p) };
+    if offset == WRITE_LOCK
+        && flags == ffi::SQLITE_SHM_UNLOCK | ffi::SQLITE_SHM_EXCLUSIVE
+        && let Role::Database(_, log) = f.role
+        && !log.is_null()
+        && let Role::Log(buffered, _) = unsafe { &mut (*log).role }
+    {
+        buffered.discard();
+    }
+    pass!(f, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
 }
 
 /// SQLite's barrier before it publishes a commit: the connection's log must be in the file.
@@ -773,5 +800,44 @@ mod tests {
             )
             .expect("compare");
         assert_eq!(same, 1, "random contents, each row its own");
+    }
+
+    /// A transaction rolled back after spilling frames leaves them in the connection's
+    /// buffer; another connection then commits frames at the same place in the log. The
+    /// rolled-back frames must never be written over them.
+    #[test]
+    fn a_rolled_back_transaction_never_writes_over_another_connection_s_commit() {
+        register(c"fnms-log-test-rollback").expect("register");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let mut spiller = open(c"fnms-log-test-rollback", &path);
+        let mut other = open(c"fnms-log-test-rollback", &path);
+        // Nothing in the log yet, so undoing the transaction reads no page back from it.
+        spiller
+            .execute_batch("PRAGMA cache_size=5; PRAGMA wal_checkpoint(TRUNCATE);")
+            .expect("small cache, empty log");
+        let tx = spiller.transaction().expect("begin");
+        tx.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19) \
+             INSERT INTO t (k, v) SELECT i, zeroblob(3000) FROM n",
+            [],
+        )
+        .expect("insert");
+        tx.rollback().expect("rollback");
+        let tx = other.transaction().expect("begin");
+        for i in 100..140_i64 {
+            tx.execute("INSERT INTO t (k, v) VALUES (?1, randomblob(3000))", [i])
+                .expect("insert");
+        }
+        tx.commit().expect("commit");
+        spiller
+            .execute("INSERT INTO t (k, v) VALUES (1000, randomblob(10))", [])
+            .expect("a later commit");
+        let reader = Connection::open(&path).expect("reader");
+        assert_eq!(integrity(&reader), "ok");
+        assert_eq!(rows(&reader), (41, 40 * 3000 + 10));
+        let copy = recovered_copy(&path);
+        assert_eq!(integrity(&copy), "ok");
+        assert_eq!(rows(&copy), (41, 40 * 3000 + 10));
     }
 }
