@@ -261,20 +261,6 @@ impl Log {
     }
 }
 
-fn write_real(real: *mut ffi::sqlite3_file, stats: &Stats, data: &[u8], off: i64) -> c_int {
-    stats.issued.fetch_add(1, Ordering::Relaxed);
-    let Ok(len) = c_int::try_from(data.len()) else {
-        return ffi::SQLITE_IOERR_WRITE;
-    };
-    // SAFETY: `real` is an open file of the platform VFS; `data` is valid for `len` bytes.
-    unsafe {
-        match (*(*real).pMethods).xWrite {
-            Some(x) => x(real, data.as_ptr().cast(), len, off),
-            None => ffi::SQLITE_IOERR_WRITE,
-        }
-    }
-}
-
 /// The file behind SQLite's pointer. SAFETY: `file` was opened by [`open`] and is used by one
 /// thread at a time (SQLite's contract for a connection's files).
 unsafe fn file<'a>(file: *mut ffi::sqlite3_file) -> &'a mut File {
@@ -290,10 +276,10 @@ fn flush_log(f: &mut File) -> c_int {
     }
 }
 
-/// Calls the platform file's method `$m`, or returns `$none` when it has none.
+/// Calls the method `$m` of the platform file `$real`, or returns `$none` when it has none.
 macro_rules! pass {
-    ($f:expr, $m:ident, $none:expr $(, $arg:expr)*) => {{
-        let real = $f.real;
+    ($real:expr, $m:ident, $none:expr $(, $arg:expr)*) => {{
+        let real: *mut ffi::sqlite3_file = $real;
         // SAFETY: `real` is an open file of the platform VFS (see `open`).
         match unsafe { (*(*real).pMethods).$m } {
             Some(x) => unsafe { x(real $(, $arg)*) },
@@ -307,7 +293,7 @@ macro_rules! forward {
     ($p:expr, $m:ident, $none:expr $(, $arg:expr)*) => {{
         // SAFETY: see `file`.
         let f = unsafe { file($p) };
-        pass!(f, $m, $none $(, $arg)*)
+        pass!(f.real, $m, $none $(, $arg)*)
     }};
 }
 
@@ -318,10 +304,27 @@ macro_rules! flush_and_forward {
         // SAFETY: see `file`.
         let f = unsafe { file($p) };
         match flush_log(f) {
-            ffi::SQLITE_OK => pass!(f, $m, $none $(, $arg)*),
+            ffi::SQLITE_OK => pass!(f.real, $m, $none $(, $arg)*),
             rc => rc,
         }
     }};
+}
+
+/// Hands `data` to the platform file in one write.
+fn write_real(real: *mut ffi::sqlite3_file, stats: &Stats, data: &[u8], off: i64) -> c_int {
+    stats.issued.fetch_add(1, Ordering::Relaxed);
+    let Ok(len) = c_int::try_from(data.len()) else {
+        return ffi::SQLITE_IOERR_WRITE;
+    };
+    // `data` is valid for `len` bytes.
+    pass!(
+        real,
+        xWrite,
+        ffi::SQLITE_IOERR_WRITE,
+        data.as_ptr().cast(),
+        len,
+        off
+    )
 }
 
 unsafe extern "C" fn open(
@@ -396,7 +399,7 @@ unsafe extern "C" fn close(p: *mut ffi::sqlite3_file) -> c_int {
     let f = unsafe { file(p) };
     let flushed = flush_log(f);
     unlink(f);
-    let closed = pass!(f, xClose, ffi::SQLITE_OK);
+    let closed = pass!(f.real, xClose, ffi::SQLITE_OK);
     // SAFETY: written by `open`; SQLite closes a file once and then frees it.
     unsafe { ptr::drop_in_place(p.cast::<File>()) };
     if flushed != ffi::SQLITE_OK {
@@ -451,7 +454,7 @@ unsafe extern "C" fn write(
             };
             log.write(f.real, unsafe { &(*f.shim).stats }, data, off)
         }
-        _ => pass!(f, xWrite, ffi::SQLITE_IOERR_WRITE, buf, amt, off),
+        _ => pass!(f.real, xWrite, ffi::SQLITE_IOERR_WRITE, buf, amt, off),
     }
 }
 
@@ -476,10 +479,8 @@ unsafe extern "C" fn unlock(p: *mut ffi::sqlite3_file, level: c_int) -> c_int {
 }
 
 unsafe extern "C" fn check_reserved_lock(p: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(
-        f,
+    forward!(
+        p,
         xCheckReservedLock,
         ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
         out
@@ -505,10 +506,8 @@ unsafe extern "C" fn shm_map(
     extend: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    // SAFETY: see `file`.
-    let f = unsafe { file(p) };
-    pass!(
-        f,
+    forward!(
+        p,
         xShmMap,
         ffi::SQLITE_IOERR_SHMMAP,
         region,
@@ -538,7 +537,14 @@ unsafe extern "C" fn shm_lock(
     {
         buffered.discard();
     }
-    pass!(f, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
+    pass!(
+        f.real,
+        xShmLock,
+        ffi::SQLITE_IOERR_SHMLOCK,
+        offset,
+        n,
+        flags
+    )
 }
 
 /// SQLite's barrier before it publishes a commit: the connection's log must be in the file.
@@ -552,7 +558,7 @@ unsafe extern "C" fn shm_barrier(p: *mut ffi::sqlite3_file) {
         tracing::error!("writing the write-ahead log failed before a commit was published");
         std::process::abort();
     }
-    pass!(f, xShmBarrier, ())
+    pass!(f.real, xShmBarrier, ())
 }
 
 unsafe extern "C" fn shm_unmap(p: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
